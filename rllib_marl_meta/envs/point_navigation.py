@@ -1,0 +1,51 @@
+"""The MAML paper's 2D navigation task distribution."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
+
+
+class PointNavigation2D(TaskSettableMixin, gym.Env):
+    """A point agent moves in the plane towards a hidden goal.
+
+    Task space: ``goal`` uniform in ``[-0.5, 0.5]^2``. The agent starts at the origin, observes
+    its own position, takes actions clipped to ``[-0.1, 0.1]^2`` (added to its position) and
+    receives minus its distance to the goal after each step. Episodes last ``horizon`` (100)
+    steps; there is no early termination, as in the MAML paper.
+    """
+
+    metadata = {"render_modes": []}
+    task_space = TaskSpace(goal=TaskField(-0.5, 0.5, shape=(2,)))
+
+    def __init__(self, config: dict | None = None) -> None:
+        config = dict(config or {})
+        self.horizon = int(config.get("horizon", 100))
+        self.action_bound = float(config.get("action_bound", 0.1))
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(-0.1, 0.1, shape=(2,), dtype=np.float32)
+        self._position = np.zeros(2)
+        self._goal = np.zeros(2)
+        self._t = 0
+        if config.get("task") is not None:
+            self.set_task(config["task"])
+
+    def _apply_task(self, task: Task) -> None:
+        self._goal = np.asarray(task["goal"], dtype=np.float64)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._reset_task_from_options(options)
+        self._position = np.zeros(2)
+        self._t = 0
+        return self._position.astype(np.float32), {}
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, dtype=np.float64), -self.action_bound, self.action_bound)
+        self._position = self._position + action
+        self._t += 1
+        reward = -float(np.linalg.norm(self._position - self._goal))
+        truncated = self._t >= self.horizon
+        return self._position.astype(np.float32), reward, False, truncated, {}

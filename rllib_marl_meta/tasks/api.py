@@ -1,0 +1,203 @@
+"""The task contract: ``sample_tasks`` / ``set_task`` / ``get_task``.
+
+A *task* is a plain ``dict`` that maps parameter names to values (floats or numpy arrays). Plain
+dicts pickle cheaply across Ray actors, print readably and round-trip through YAML and JSON.
+
+Any env (gymnasium ``Env``, RLlib ``MultiAgentEnv``, PettingZoo ``ParallelEnv`` or ``AECEnv``)
+takes part in meta-learning once it offers these three methods, and honours
+``reset(options={"task": task})``. :class:`TaskSettableMixin` gives all of that from a declared
+:class:`TaskSpace` plus one ``_apply_task`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+Task = dict[str, Any]
+
+TASK_API_METHODS = ("sample_tasks", "set_task", "get_task")
+
+
+class TaskAPIError(TypeError):
+    """An env lacks the task contract (``sample_tasks`` / ``set_task`` / ``get_task``)."""
+
+
+@runtime_checkable
+class TaskSettable(Protocol):
+    """What meta-learning algorithms need from an env."""
+
+    def sample_tasks(self, n: int, seed: int | None = None) -> list[Task]: ...
+
+    def set_task(self, task: Task) -> None: ...
+
+    def get_task(self) -> Task: ...
+
+
+@dataclass(frozen=True)
+class TaskField:
+    """One task parameter: a uniform range ``[low, high]`` of a given shape.
+
+    ``integer=True`` samples whole numbers in ``[low, high]`` inclusive.
+    """
+
+    low: float
+    high: float
+    shape: tuple[int, ...] = ()
+    integer: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:
+            raise ValueError(f"TaskField needs low <= high, got [{self.low}, {self.high}].")
+
+    def sample(self, rng: np.random.Generator) -> float | np.ndarray:
+        if self.integer:
+            value = rng.integers(int(self.low), int(self.high) + 1, size=self.shape or None)
+        else:
+            value = rng.uniform(self.low, self.high, size=self.shape or None)
+        if self.shape:
+            return np.asarray(value, dtype=np.int64 if self.integer else np.float64)
+        return int(value) if self.integer else float(value)
+
+    def validate(self, name: str, value: Any) -> float | np.ndarray:
+        """Returns ``value`` normalised to this field's type; raises ``ValueError`` if invalid."""
+        allowed = f"allowed range [{self.low}, {self.high}]" + (
+            f" with shape {self.shape}" if self.shape else ""
+        )
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Task field '{name}' must be numeric ({allowed}); got {value!r}."
+            ) from None
+        if array.shape != self.shape:
+            raise ValueError(
+                f"Task field '{name}' must have shape {self.shape} ({allowed}); "
+                f"got shape {array.shape}."
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"Task field '{name}' must be finite ({allowed}); got {value!r}.")
+        if np.any(array < self.low) or np.any(array > self.high):
+            raise ValueError(f"Task field '{name}' is out of range: got {value!r}, {allowed}.")
+        if self.integer and np.any(array != np.round(array)):
+            raise ValueError(f"Task field '{name}' must be an integer ({allowed}); got {value!r}.")
+        if self.shape:
+            return array.astype(np.int64) if self.integer else array
+        return int(array) if self.integer else float(array)
+
+
+class TaskSpace:
+    """A product of :class:`TaskField` s: the distribution tasks are drawn from.
+
+    Fields may be given as ``TaskField`` or as a ``(low, high)`` tuple for a scalar range.
+    """
+
+    def __init__(self, **fields: TaskField | tuple[float, float]) -> None:
+        if not fields:
+            raise ValueError("A TaskSpace needs at least one field.")
+        self.fields: dict[str, TaskField] = {
+            name: f if isinstance(f, TaskField) else TaskField(float(f[0]), float(f[1]))
+            for name, f in fields.items()
+        }
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"sample_tasks(n) needs a non-negative integer n; got {n!r}.")
+        return [{name: f.sample(rng) for name, f in self.fields.items()} for _ in range(n)]
+
+    def validate(self, task: Any) -> Task:
+        """Returns a normalised copy of ``task``; raises ``ValueError`` naming the bad field."""
+        if not isinstance(task, Mapping):
+            raise ValueError(
+                f"A task must be a dict with the fields {sorted(self.fields)}; "
+                f"got {type(task).__name__}: {task!r}."
+            )
+        unknown = set(task) - set(self.fields)
+        if unknown:
+            raise ValueError(
+                f"Unknown task field(s) {sorted(unknown)}; allowed fields are "
+                f"{sorted(self.fields)}."
+            )
+        missing = set(self.fields) - set(task)
+        if missing:
+            raise ValueError(f"Task is missing field(s) {sorted(missing)}.")
+        return {name: self.fields[name].validate(name, task[name]) for name in self.fields}
+
+    def describe(self) -> str:
+        """One line per field, for docs and ``rllib-marl-meta list``."""
+        return ", ".join(
+            f"{name}~U[{f.low}, {f.high}]" + (f"^{f.shape}" if f.shape else "")
+            for name, f in self.fields.items()
+        )
+
+    def __repr__(self) -> str:
+        return f"TaskSpace({self.describe()})"
+
+
+class TaskSettableMixin:
+    """Implements the task contract from a :class:`TaskSpace`.
+
+    Subclasses set ``task_space`` (class or instance attribute), implement
+    ``_apply_task(task)`` to push a validated task into their dynamics, and call
+    ``self._reset_task_from_options(options)`` at the top of ``reset``. Works for gymnasium
+    envs, RLlib ``MultiAgentEnv`` and PettingZoo envs alike.
+    """
+
+    task_space: TaskSpace
+
+    def sample_tasks(self, n: int, seed: int | None = None) -> list[Task]:
+        """Draws ``n`` tasks; reproducible under ``seed`` or under the env's seeded RNG."""
+        if seed is not None:
+            rng = np.random.default_rng(seed)
+        else:
+            rng = getattr(self, "np_random", None)
+            if not isinstance(rng, np.random.Generator):
+                if getattr(self, "_task_rng", None) is None:
+                    self._task_rng = np.random.default_rng()
+                rng = self._task_rng
+        return self.task_space.sample(rng, n)
+
+    def set_task(self, task: Task) -> None:
+        task = self.task_space.validate(task)
+        self._current_task = task
+        self._apply_task(task)
+
+    def get_task(self) -> Task:
+        task = getattr(self, "_current_task", None)
+        if task is None:
+            task = self.default_task()
+            self.set_task(task)
+        return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in task.items()}
+
+    def default_task(self) -> Task:
+        """The task an env starts with; by default the middle of each range."""
+        return {
+            name: (
+                np.full(f.shape, (f.low + f.high) / 2.0)
+                if f.shape
+                else (int((f.low + f.high) // 2) if f.integer else (f.low + f.high) / 2.0)
+            )
+            for name, f in self.task_space.fields.items()
+        }
+
+    def _apply_task(self, task: Task) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement _apply_task(task).")
+
+    def _reset_task_from_options(self, options: Mapping | None) -> None:
+        """Sets ``options["task"]`` if given; otherwise makes sure a task is set."""
+        if options and options.get("task") is not None:
+            self.set_task(options["task"])
+        elif getattr(self, "_current_task", None) is None:
+            self.set_task(self.default_task())
+
+
+def missing_task_methods(obj: Any) -> list[str]:
+    """The names of the task-API methods that ``obj`` lacks."""
+    return [m for m in TASK_API_METHODS if not callable(getattr(obj, m, None))]
+
+
+def has_task_api(obj: Any) -> bool:
+    return not missing_task_methods(obj)
