@@ -1,0 +1,1 @@
+"""RLlib Algorithms for meta-RL."""

@@ -1,0 +1,440 @@
+"""MAML (Finn et al., 2017) as an RLlib Algorithm on the new API stack.
+
+One iteration (``MAML.training_step``):
+
+1. sample ``meta_batch_size`` tasks from the env's task distribution with a seeded RNG;
+2. spread the tasks over the EnvRunners (any number of tasks on any number of runners, the
+   local one included) and sample each task's pre-adaptation episodes ``D_0`` with ``theta``;
+3. for ``k = 1..K``: the Learners compute each task's adapted parameters with the inner update,
+   the runner sampling that task loads them and collects ``D_k``;
+4. meta-update on the LearnerGroup: re-run each task's inner loop differentiably from
+   ``theta`` and step on the outer loss on ``D_K``, ``maml_optimizer_steps`` times;
+5. sync ``theta`` to the EnvRunners; report pre- and per-step post-adaptation returns.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import ray
+from ray.rllib.algorithms.algorithm import Algorithm
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.algorithms.ppo.ppo import PPOConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import (
+    ENV_RUNNER_RESULTS,
+    ENV_RUNNER_SAMPLING_TIMER,
+    LEARNER_RESULTS,
+    LEARNER_UPDATE_TIMER,
+    SYNCH_WORKER_WEIGHTS_TIMER,
+    TIMERS,
+)
+
+from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
+from rllib_marl_meta.algorithms.maml.sampling import TaskJob, make_driver_env, sample_tasks
+from rllib_marl_meta.tasks import TaskAPIError, require_task_env
+
+META_GRADIENTS = ("second_order", "first_order")
+INNER_LOSSES = ("pg", "lvc")
+BASELINES = ("linear", "value")
+TASK_RNG_KEY = "maml_task_rng_state"
+
+
+class MAMLConfig(AlgorithmConfig):
+    """Configuration of :class:`MAML`. Defaults follow ProMP and old RLlib MAML.
+
+    Example::
+
+        config = (
+            MAMLConfig()
+            .environment("PointNavigation2D")
+            .env_runners(num_env_runners=2)
+            .training(meta_batch_size=20, episodes_per_task=10, inner_adaptation_steps=1)
+        )
+        algo = config.build_algo()
+        print(algo.train()["adaptation_delta"])
+    """
+
+    def __init__(self, algo_class: type | None = None) -> None:
+        super().__init__(algo_class=algo_class or MAML)
+        # Outer (meta) optimizer: Adam via RLlib's default optimizer config.
+        self.lr = 1e-3
+        self.num_env_runners = 0
+        self.batch_mode = "complete_episodes"
+        # MAML settings.
+        self.inner_adaptation_steps = 1
+        self.inner_lr = 0.1
+        self.maml_optimizer_steps = 5
+        self.meta_batch_size = 40
+        self.episodes_per_task = 20
+        self.env_steps_per_task = None
+        self.meta_gradient = "second_order"
+        self.inner_loss = "pg"
+        self.baseline = "linear"
+        self.modules_to_adapt = None
+        # PPO-style outer objective.
+        self.clip_param = 0.3
+        self.kl_coeff = 5e-4
+        self.kl_target = 0.01
+        self.vf_loss_coeff = 0.5
+        self.entropy_coeff = 0.0
+        self.lambda_ = 1.0
+        self.gamma = 0.99
+        self.use_gae = True
+        # Fault tolerance: re-dispatch the tasks of a failed EnvRunner at most this often.
+        self.max_task_resamples = 3
+
+    @override(AlgorithmConfig)
+    def training(
+        self,
+        *,
+        inner_adaptation_steps: int | None = NotProvided,
+        inner_lr: float | None = NotProvided,
+        maml_optimizer_steps: int | None = NotProvided,
+        meta_batch_size: int | None = NotProvided,
+        episodes_per_task: int | None = NotProvided,
+        env_steps_per_task: int | None = NotProvided,
+        meta_gradient: str | None = NotProvided,
+        inner_loss: str | None = NotProvided,
+        baseline: str | None = NotProvided,
+        modules_to_adapt: list[str] | None = NotProvided,
+        clip_param: float | None = NotProvided,
+        kl_coeff: float | None = NotProvided,
+        kl_target: float | None = NotProvided,
+        vf_loss_coeff: float | None = NotProvided,
+        entropy_coeff: float | None = NotProvided,
+        lambda_: float | None = NotProvided,
+        use_gae: bool | None = NotProvided,
+        max_task_resamples: int | None = NotProvided,
+        **kwargs: Any,
+    ) -> MAMLConfig:
+        """Sets MAML's training settings.
+
+        Args:
+            inner_adaptation_steps: K, inner gradient steps per task (>= 1). Each step samples
+                fresh episodes with the adapted parameters.
+            inner_lr: step size of the inner (adaptation) update.
+            maml_optimizer_steps: outer optimizer steps per iteration on the same data.
+            meta_batch_size: tasks per iteration; independent of the number of EnvRunners.
+            episodes_per_task: episodes per task and adaptation step.
+            env_steps_per_task: alternatively, at least this many env steps (whole episodes)
+                per task and step; set ``episodes_per_task=None`` to use it.
+            meta_gradient: ``"second_order"`` differentiates through the inner gradient;
+                ``"first_order"`` (FOMAML) treats it as a constant.
+            inner_loss: inner-loss estimator: ``"pg"`` (likelihood-ratio policy gradient) or
+                ``"lvc"`` (ProMP's low-variance curvature estimator).
+            baseline: ``"linear"`` (feature baseline refit per task and step, no value head
+                needed) or ``"value"`` (the module's value head, trained in the outer loop
+                with ``vf_loss_coeff``).
+            modules_to_adapt: module IDs adapted in the inner loop; the others stay at their
+                meta-parameters (None: all trainable modules).
+            clip_param: PPO clip range of the outer surrogate.
+            kl_coeff: initial coefficient of the outer KL penalty (adapted towards
+                ``kl_target``).
+            kl_target: target KL between sampling and adapted policy.
+            vf_loss_coeff: weight of the value loss (``baseline="value"``).
+            entropy_coeff: weight of the outer entropy bonus.
+            lambda_: GAE lambda.
+            use_gae: use GAE (else plain discounted returns minus baseline).
+            max_task_resamples: how often a task whose EnvRunner failed is re-dispatched.
+        """
+        super().training(**kwargs)
+        for name, value in dict(
+            inner_adaptation_steps=inner_adaptation_steps,
+            inner_lr=inner_lr,
+            maml_optimizer_steps=maml_optimizer_steps,
+            meta_batch_size=meta_batch_size,
+            episodes_per_task=episodes_per_task,
+            env_steps_per_task=env_steps_per_task,
+            meta_gradient=meta_gradient,
+            inner_loss=inner_loss,
+            baseline=baseline,
+            modules_to_adapt=modules_to_adapt,
+            clip_param=clip_param,
+            kl_coeff=kl_coeff,
+            kl_target=kl_target,
+            vf_loss_coeff=vf_loss_coeff,
+            entropy_coeff=entropy_coeff,
+            lambda_=lambda_,
+            use_gae=use_gae,
+            max_task_resamples=max_task_resamples,
+        ).items():
+            if value is not NotProvided:
+                setattr(self, name, value)
+        return self
+
+    @override(AlgorithmConfig)
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        # PPO's default module: policy and value heads, for discrete and continuous actions.
+        return PPOConfig.get_default_rl_module_spec(self)
+
+    @override(AlgorithmConfig)
+    def get_default_learner_class(self):
+        from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import MAMLTorchLearner
+
+        return MAMLTorchLearner
+
+    @property
+    @override(AlgorithmConfig)
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        # ProMP's network: two tanh layers of 64; separate value network.
+        return super()._model_config_auto_includes | {
+            "fcnet_hiddens": [64, 64],
+            "fcnet_activation": "tanh",
+            "vf_share_layers": False,
+        }
+
+    @override(AlgorithmConfig)
+    def build_learner_connector(self, input_observation_space, input_action_space, device=None):
+        pipeline = super().build_learner_connector(
+            input_observation_space=input_observation_space,
+            input_action_space=input_action_space,
+            device=device,
+        )
+        # Advantages need the batched, tensorised columns, like RLlib's GAE piece.
+        pipeline.append(
+            MetaAdvantages(
+                baseline=self.baseline,
+                gamma=self.gamma,
+                lambda_=self.lambda_,
+                use_gae=self.use_gae,
+            )
+        )
+        return pipeline
+
+    @override(AlgorithmConfig)
+    def validate(self) -> None:
+        super().validate()
+        errors = []
+
+        def positive_int(name: str, value: Any) -> None:
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                errors.append(f"`{name}` must be an integer >= 1, got {value!r}.")
+
+        positive_int("inner_adaptation_steps", self.inner_adaptation_steps)
+        positive_int("meta_batch_size", self.meta_batch_size)
+        positive_int("maml_optimizer_steps", self.maml_optimizer_steps)
+        if self.meta_gradient not in META_GRADIENTS:
+            errors.append(
+                f"Unknown `meta_gradient` {self.meta_gradient!r}; use one of {META_GRADIENTS}."
+            )
+        if self.inner_loss not in INNER_LOSSES:
+            errors.append(f"Unknown `inner_loss` {self.inner_loss!r}; use one of {INNER_LOSSES}.")
+        if self.baseline not in BASELINES:
+            errors.append(f"Unknown `baseline` {self.baseline!r}; use one of {BASELINES}.")
+        if (self.episodes_per_task is None) == (self.env_steps_per_task is None):
+            errors.append(
+                "Set exactly one of `episodes_per_task` and `env_steps_per_task` "
+                f"(got {self.episodes_per_task!r} and {self.env_steps_per_task!r})."
+            )
+        elif self.episodes_per_task is not None:
+            positive_int("episodes_per_task", self.episodes_per_task)
+        else:
+            positive_int("env_steps_per_task", self.env_steps_per_task)
+        if not (isinstance(self.inner_lr, (int, float)) and self.inner_lr > 0):
+            errors.append(f"`inner_lr` must be a positive number, got {self.inner_lr!r}.")
+        if self.batch_mode != "complete_episodes":
+            errors.append(
+                f"MAML adapts on whole episodes per task, but `batch_mode` is "
+                f"{self.batch_mode!r}; use `config.env_runners(batch_mode='complete_episodes')`."
+            )
+        if self.model_config.get("use_lstm"):
+            errors.append("MAML supports feed-forward modules only; remove `use_lstm=True`.")
+        if self.framework_str != "torch":
+            errors.append(f"MAML is implemented for torch only, got {self.framework_str!r}.")
+        if errors:
+            raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
+        if self.env is not None:
+            self._validate_task_api()
+
+    def _validate_task_api(self) -> None:
+        """Fails early, on the driver, if the env has no task API."""
+        env = make_driver_env(self)
+        try:
+            require_task_env(env)
+        except TaskAPIError as e:
+            raise ValueError(f"MAML needs an env with the task API. {e}") from None
+        finally:
+            close = getattr(env, "close", None)
+            if callable(close):
+                close()
+
+
+class MAML(Algorithm):
+    """Model-Agnostic Meta-Learning on RLlib's new API stack; see the module docstring."""
+
+    @classmethod
+    @override(Algorithm)
+    def get_default_config(cls) -> MAMLConfig:
+        return MAMLConfig()
+
+    @override(Algorithm)
+    def setup(self, config: AlgorithmConfig) -> None:
+        super().setup(config)
+        self._task_env = require_task_env(make_driver_env(self.config))
+        self._task_rng = np.random.default_rng(self.config.seed)
+
+    @override(Algorithm)
+    def training_step(self) -> None:
+        cfg = self.config
+        num_steps = cfg.inner_adaptation_steps
+        task_seed = int(self._task_rng.integers(2**31 - 1))
+        tasks = self._task_env.sample_tasks(cfg.meta_batch_size, seed=task_seed)
+        num_learners = max(1, len(self.learner_group._workers or [None]))
+        iteration_seed = (cfg.seed or 0) * 1_000_003 + self.iteration * 7919
+
+        theta = self._call_learners(lambda learner, rank, n: learner.meta_weights(), 1)[0]
+        weights_per_task = {i: theta for i in range(len(tasks))}
+        step_returns: list[dict[int, list[MultiAgentEpisode]]] = []
+        for step in range(num_steps + 1):
+            jobs = [
+                TaskJob(i, tasks[i], weights_per_task[i], iteration_seed + 104729 * step + i)
+                for i in range(len(tasks))
+            ]
+            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                episodes_per_task, runner_metrics = sample_tasks(self, jobs)
+                self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+            step_returns.append(episodes_per_task)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                self._add_episodes(episodes_per_task, step, num_learners)
+                if step < num_steps:
+                    weights_per_task = self._adapt(len(tasks), num_learners)
+
+        with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            learner_results = self._call_learners(
+                lambda learner, rank, n: learner.meta_update(
+                    _tasks_of_rank(n, rank, len(tasks)), len(tasks)
+                ),
+                num_learners,
+            )
+            self.metrics.aggregate(learner_results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group, inference_only=True
+            )
+        self._log_adaptation_metrics(step_returns)
+
+    # --- Learner calls --------------------------------------------------------------------
+
+    def _call_learners(self, func, num_learners: int, payloads: dict | None = None) -> list:
+        """Calls ``func(learner, rank, num_learners[, payload])`` on every Learner."""
+        refs = {r: ray.put(p) for r, p in (payloads or {}).items()} if num_learners > 1 else None
+
+        def run(learner):
+            rank = _learner_rank()
+            if payloads is None:
+                return func(learner, rank, num_learners)
+            payload = ray.get(refs[rank]) if refs is not None else payloads[rank]
+            return func(learner, rank, num_learners, payload)
+
+        results = self.learner_group.foreach_learner(run)
+        out = []
+        for result in results:
+            if not result.ok:
+                raise result.get()
+            out.append(result.get())
+        return out
+
+    def _add_episodes(self, episodes_per_task: dict[int, list], step: int, n: int) -> None:
+        payloads = {
+            rank: {i: episodes_per_task[i] for i in _tasks_of_rank(n, rank, len(episodes_per_task))}
+            for rank in range(n)
+        }
+        self._call_learners(
+            lambda learner, rank, n, mine: [
+                learner.add_task_episodes(i, step, eps) for i, eps in mine.items()
+            ],
+            n,
+            payloads,
+        )
+
+    def _adapt(self, num_tasks: int, n: int) -> dict[int, dict]:
+        weights: dict[int, dict] = {}
+        for part in self._call_learners(
+            lambda learner, rank, n: learner.adapt(_tasks_of_rank(n, rank, num_tasks)), n
+        ):
+            weights.update(part)
+        return weights
+
+    # --- Metrics --------------------------------------------------------------------------
+
+    def _log_adaptation_metrics(self, step_returns: list[dict[int, list]]) -> None:
+        """Pre-/post-adaptation returns: per task means first, then mean over tasks."""
+        per_step_task_means = [
+            np.array([_mean_return(step[i]) for i in sorted(step)]) for step in step_returns
+        ]
+        for k, task_means in enumerate(per_step_task_means):
+            key = "episode_return_mean" if k == 0 else f"episode_return_mean_adapt_{k}"
+            self.metrics.log_value(key, float(task_means.mean()), window=1)
+        deltas = per_step_task_means[-1] - per_step_task_means[0]
+        self.metrics.log_value("adaptation_delta", float(deltas.mean()), window=1)
+        stderr = float(deltas.std(ddof=1) / math.sqrt(len(deltas))) if len(deltas) > 1 else 0.0
+        self.metrics.log_value("adaptation_delta_ci95", 1.96 * stderr, window=1)
+        # Multi-agent: the same per module and per agent.
+        for k, step in enumerate(step_returns):
+            suffix = "" if k == 0 else f"_adapt_{k}"
+            for group, values in _group_returns(step).items():
+                for name, task_means in values.items():
+                    self.metrics.log_value(
+                        (f"{group}_episode_return_mean{suffix}", name),
+                        float(np.mean(task_means)),
+                        window=1,
+                    )
+
+    # --- Checkpointing --------------------------------------------------------------------
+
+    @override(Algorithm)
+    def get_state(self, *args, **kwargs) -> dict[str, Any]:
+        state = super().get_state(*args, **kwargs)
+        state[TASK_RNG_KEY] = self._task_rng.bit_generator.state
+        return state
+
+    @override(Algorithm)
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if TASK_RNG_KEY in state:
+            self._task_rng.bit_generator.state = state[TASK_RNG_KEY]
+
+
+def _learner_rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _tasks_of_rank(num_learners: int, rank: int, num_tasks: int) -> list[int]:
+    """Task indices a Learner owns: round-robin by rank."""
+    return list(range(rank, num_tasks, num_learners))
+
+
+def _mean_return(episodes: list) -> float:
+    return float(np.mean([e.get_return() for e in episodes]))
+
+
+def _group_returns(step: dict[int, list]) -> dict[str, dict[str, list[float]]]:
+    """Per-task mean returns per module ("module") and per agent ("agent")."""
+    out: dict[str, dict[str, list[float]]] = {"module": {}, "agent": {}}
+    for i in sorted(step):
+        if not step[i] or not isinstance(step[i][0], MultiAgentEpisode):
+            return {}
+        per_module: dict[str, list[float]] = {}
+        per_agent: dict[str, list[float]] = {}
+        for episode in step[i]:
+            module_sums: dict[str, float] = {}
+            for agent_id, sa_episode in episode.agent_episodes.items():
+                ret = float(sa_episode.get_return())
+                per_agent.setdefault(str(agent_id), []).append(ret)
+                mid = str(episode.module_for(agent_id))
+                module_sums[mid] = module_sums.get(mid, 0.0) + ret
+            for mid, ret in module_sums.items():
+                per_module.setdefault(mid, []).append(ret)
+        for name, rets in per_module.items():
+            out["module"].setdefault(name, []).append(float(np.mean(rets)))
+        for name, rets in per_agent.items():
+            out["agent"].setdefault(name, []).append(float(np.mean(rets)))
+    return out
+

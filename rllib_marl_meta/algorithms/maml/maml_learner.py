@@ -1,0 +1,146 @@
+"""The framework-agnostic part of MAML's Learner: task data, KL coefficients, bookkeeping.
+
+A Learner keeps, for each task it owns in the current iteration, the batches of every
+adaptation step (built once by the learner connector, reused by the meta-update) and the task's
+latest adapted parameters. Several Learners split the tasks of a meta-batch by rank.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from ray.rllib.core.learner.learner import Learner
+from ray.rllib.utils.metrics import ALL_MODULES
+from ray.rllib.utils.typing import ModuleID
+
+KL_COEFF_KEY = "curr_kl_coeff"
+INNER_LOSS_KEY = "inner_loss"
+OUTER_LOSS_KEY = "outer_loss"
+
+
+class MAMLLearner(Learner, abc.ABC):
+    """Holds per-task batches and adapted parameters; implements the iteration's protocol.
+
+    The driver calls, per iteration: ``add_task_episodes`` for each (task, step) and, between
+    steps, ``adapt`` (returns the adapted weights the EnvRunners sample with); finally
+    ``meta_update``, which also clears the task data.
+    """
+
+    def build(self) -> None:
+        super().build()
+        self.curr_kl_coeffs_per_module: dict[ModuleID, float] = {
+            mid: float(self.config.kl_coeff) for mid in self.module.keys()
+        }
+        self._task_batches: dict[int, list[Any]] = {}
+        self._adapted_params: dict[int, Any] = {}
+
+    # --- Protocol called by the MAML algorithm ------------------------------------------------
+
+    def add_task_episodes(self, task_id: int, step: int, episodes: list) -> None:
+        """Turns one task's step-``step`` episodes into a batch with RLlib's learner connector."""
+        batches = self._task_batches.setdefault(task_id, [])
+        if step != len(batches):
+            raise RuntimeError(
+                f"Task {task_id}: got episodes of step {step}, expected step {len(batches)}."
+            )
+        batch = self._learner_connector(
+            rl_module=self.module,
+            batch={},
+            episodes=episodes,
+            shared_data={},
+            metrics=self.metrics,
+        )
+        batches.append(batch)
+
+    def adapt(self, task_ids: list[int]) -> dict[int, dict[ModuleID, dict[str, Any]]]:
+        """One inner step per task on its latest batch; returns EnvRunner (inference) weights."""
+        weights = {}
+        for task_id in task_ids:
+            latest = self._task_batches[task_id][-1]
+            params = self._adapt_one_step(self._adapted_params.get(task_id), latest)
+            self._adapted_params[task_id] = params
+            weights[task_id] = self._inference_weights(params)
+        return weights
+
+    def meta_weights(self) -> dict[ModuleID, dict[str, Any]]:
+        """The meta-parameters as EnvRunner (inference-only) module states."""
+        return self._inference_weights(self._meta_parameters())
+
+    def meta_update(self, task_ids: list[int], num_tasks_total: int) -> dict[str, Any]:
+        """``maml_optimizer_steps`` meta-gradient steps, then the adaptive-KL update."""
+        stats = {}
+        for _ in range(self.config.maml_optimizer_steps):
+            stats = self._meta_gradient_step(task_ids, num_tasks_total)
+        for mid, module_stats in stats.items():
+            self._update_kl_coeff(mid, module_stats["kl"])
+            for key, value in module_stats.items():
+                self.metrics.log_value((mid, key), value, window=1)
+            self.metrics.log_value(
+                (mid, KL_COEFF_KEY), self.curr_kl_coeffs_per_module[mid], window=1
+            )
+        self._task_batches.clear()
+        self._adapted_params.clear()
+        return self.metrics.reduce()
+
+    def clear_tasks(self) -> None:
+        self._task_batches.clear()
+        self._adapted_params.clear()
+
+    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
+        """Not used: MAML's loss needs per-task batches, see ``meta_update``."""
+        raise NotImplementedError(
+            "MAMLLearner has no per-batch loss; the MAML algorithm calls `meta_update`."
+        )
+
+    # --- Helpers ------------------------------------------------------------------------------
+
+    def _adapt_module_ids(self) -> list[ModuleID]:
+        wanted = self.config.modules_to_adapt
+        return [
+            mid
+            for mid in self.module.keys()
+            if self.should_module_be_updated(mid) and (wanted is None or mid in wanted)
+        ]
+
+    def _update_kl_coeff(self, module_id: ModuleID, kl: float) -> None:
+        """ProMP / old RLlib rule: halve below target/1.5, double above 1.5*target."""
+        target = self.config.kl_target
+        if kl < target / 1.5:
+            self.curr_kl_coeffs_per_module[module_id] *= 0.5
+        elif kl > target * 1.5:
+            self.curr_kl_coeffs_per_module[module_id] *= 2.0
+
+    def _log_inner_loss(self, value: float) -> None:
+        self.metrics.log_value((ALL_MODULES, INNER_LOSS_KEY), value, window=1)
+
+    def _log_outer_loss(self, value: float) -> None:
+        self.metrics.log_value((ALL_MODULES, OUTER_LOSS_KEY), value, window=1)
+
+    def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        state[KL_COEFF_KEY] = dict(self.curr_kl_coeffs_per_module)
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if KL_COEFF_KEY in state:
+            self.curr_kl_coeffs_per_module.update(state[KL_COEFF_KEY])
+
+    # --- Framework-specific parts -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _meta_parameters(self) -> Any:
+        """The trainable meta-parameters, per module."""
+
+    @abc.abstractmethod
+    def _adapt_one_step(self, params: Any | None, batch: Any) -> Any:
+        """One inner update from ``params`` (``None`` means the meta-parameters)."""
+
+    @abc.abstractmethod
+    def _inference_weights(self, params: Any) -> dict[ModuleID, dict[str, Any]]:
+        """``params`` as EnvRunner module states (numpy, inference-only keys)."""
+
+    @abc.abstractmethod
+    def _meta_gradient_step(self, task_ids: list[int], num_tasks_total: int) -> dict:
+        """One optimizer step on the mean outer loss; returns per-module mean stats."""

@@ -1,0 +1,274 @@
+"""MAML's math in torch, top to bottom, and the torch Learner that runs it.
+
+Notation: ``theta`` are the meta-parameters, ``D_k`` the episodes a task sampled with its
+step-``k`` parameters (``D_0`` with ``theta``), ``K`` the number of inner steps.
+
+1. ``inner_loss``   the adaptation objective on ``D_k`` (plain policy gradient, or ProMP's LVC);
+2. ``inner_update`` ``theta_{k+1} = theta_k - inner_lr * grad L_in(theta_k, D_k)``. This is the
+   ONE inner update: sampling-time adaptation and the meta-update both call it.
+   ``create_graph=True`` keeps the inner gradient in the graph (second order);
+   ``create_graph=False`` leaves it a constant (first order, FOMAML);
+3. ``outer_loss``   PPO-clip surrogate + adaptive KL penalty - entropy bonus on ``D_K``, the
+   POST-adaptation episodes, evaluated at the adapted parameters ``theta_K(theta)``;
+4. ``task_meta_loss`` chains 2 K times from ``theta`` and applies 3. Its gradient w.r.t.
+   ``theta`` is the task's meta-gradient.
+
+Parameters are plain ``{module_id: {param_name: tensor}}`` dicts evaluated with
+``torch.func.functional_call``, so any torch RLModule works, and multi-module gradients are
+mapped by name (RLlib 2.60's ``TorchDifferentiableLearner`` maps them by position and gives every
+module the first module's gradients).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.learner.torch.torch_learner import TorchLearner
+from ray.rllib.utils.typing import ModuleID
+
+from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, VALUE_TARGETS
+from rllib_marl_meta.algorithms.maml.maml_learner import MAMLLearner
+
+Params = dict[ModuleID, dict[str, torch.Tensor]]
+Batch = Mapping[ModuleID, Mapping[str, torch.Tensor]]
+
+
+def action_distribution(module: torch.nn.Module, params: Mapping[str, torch.Tensor], batch):
+    """The module's train action distribution under ``params`` (not its own weights)."""
+    fwd_out = torch.func.functional_call(module, dict(params), (batch,))
+    return module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
+
+
+def inner_loss(module, params, batch, estimator: str = "pg") -> torch.Tensor:
+    """The adaptation objective on one module's batch.
+
+    ``pg``: ``-mean(log pi(a|s) * A)``, the likelihood-ratio policy gradient of the MAML paper.
+    ``lvc``: ``-mean(pi(a|s) / pi_sampling(a|s) * A)``, ProMP's low-variance curvature
+    estimator: same first-order gradient at the sampling policy, better-behaved Hessian.
+    """
+    logp = action_distribution(module, params, batch).logp(batch[Columns.ACTIONS])
+    if estimator == "pg":
+        return -(logp * batch[ADVANTAGES]).mean()
+    if estimator == "lvc":
+        return -(torch.exp(logp - batch[Columns.ACTION_LOGP]) * batch[ADVANTAGES]).mean()
+    raise ValueError(f"Unknown inner-loss estimator {estimator!r}; use 'pg' or 'lvc'.")
+
+
+def inner_update(
+    modules: Mapping[ModuleID, torch.nn.Module],
+    params: Params,
+    batch: Batch,
+    inner_lr: float,
+    *,
+    create_graph: bool,
+    adapt_module_ids: Iterable[ModuleID],
+    estimator: str = "pg",
+) -> tuple[Params, torch.Tensor]:
+    """One inner gradient step on the modules in ``adapt_module_ids``; others pass through.
+
+    Each module's gradient comes from its own agents' data (its entry in ``batch``).
+    Returns the new parameters and the (detached) inner loss.
+    """
+    ids = [mid for mid in adapt_module_ids if mid in batch]
+    if not ids:
+        return params, torch.zeros(())
+    loss = sum(inner_loss(modules[mid], params[mid], batch[mid], estimator) for mid in ids)
+    flat = [(mid, name, p) for mid in ids for name, p in params[mid].items()]
+    grads = torch.autograd.grad(
+        loss, [p for _, _, p in flat], create_graph=create_graph, allow_unused=True
+    )
+    adapted = {mid: dict(module_params) for mid, module_params in params.items()}
+    for (mid, name, p), g in zip(flat, grads, strict=True):
+        if g is not None:
+            adapted[mid][name] = p - inner_lr * g
+    return adapted, loss.detach()
+
+
+def outer_loss(
+    module,
+    params,
+    batch,
+    *,
+    clip_param: float,
+    kl_coeff: float,
+    entropy_coeff: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO-clip surrogate + ``kl_coeff`` * KL(sampling || adapted) - entropy bonus."""
+    curr = action_distribution(module, params, batch)
+    ratio = torch.exp(curr.logp(batch[Columns.ACTIONS]) - batch[Columns.ACTION_LOGP])
+    advantages = batch[ADVANTAGES]
+    surrogate = -torch.min(
+        ratio * advantages, ratio.clamp(1.0 - clip_param, 1.0 + clip_param) * advantages
+    ).mean()
+    sampling = module.get_train_action_dist_cls().from_logits(batch[Columns.ACTION_DIST_INPUTS])
+    kl = sampling.kl(curr).mean()
+    entropy = curr.entropy().mean()
+    loss = surrogate + kl_coeff * kl - entropy_coeff * entropy
+    return loss, {"surrogate": surrogate.detach(), "kl": kl.detach(), "entropy": entropy.detach()}
+
+
+def task_meta_loss(
+    modules: Mapping[ModuleID, torch.nn.Module],
+    theta: Params,
+    step_batches: list[Batch],
+    *,
+    inner_lr: float,
+    second_order: bool,
+    adapt_module_ids: Iterable[ModuleID],
+    estimator: str,
+    clip_param: float,
+    kl_coeffs: Mapping[ModuleID, float],
+    entropy_coeff: float,
+) -> tuple[torch.Tensor, dict[ModuleID, dict[str, torch.Tensor]]]:
+    """One task's outer loss after re-running its K inner steps differentiably from theta."""
+    params = theta
+    for batch in step_batches[:-1]:  # D_0 .. D_{K-1}
+        params, _ = inner_update(
+            modules,
+            params,
+            batch,
+            inner_lr,
+            create_graph=second_order,
+            adapt_module_ids=adapt_module_ids,
+            estimator=estimator,
+        )
+    post_adaptation = step_batches[-1]  # D_K
+    total, stats = 0.0, {}
+    for mid, module_batch in post_adaptation.items():
+        loss, stats[mid] = outer_loss(
+            modules[mid],
+            params[mid],
+            module_batch,
+            clip_param=clip_param,
+            kl_coeff=kl_coeffs[mid],
+            entropy_coeff=entropy_coeff,
+        )
+        total = total + loss
+    return total, stats
+
+
+class MAMLTorchLearner(MAMLLearner, TorchLearner):
+    """Runs the math above on a Learner; several Learners all-reduce the meta-gradient."""
+
+    def _make_modules_ddp_if_necessary(self) -> None:
+        # The meta-gradient flows through functional calls, which DDP's hooks don't see; it
+        # is all-reduced explicitly in `_meta_gradient_step` instead.
+        pass
+
+    def _meta_parameters(self) -> Params:
+        return {
+            mid: dict(self.module[mid].named_parameters())
+            for mid in self.module.keys()
+            if self.should_module_be_updated(mid)
+        }
+
+    def _modules(self) -> dict[ModuleID, torch.nn.Module]:
+        return {mid: self.module[mid].unwrapped() for mid in self.module.keys()}
+
+    def _adapt_one_step(self, params: Params | None, batch: Batch) -> Params:
+        theta = self._meta_parameters()
+        start = theta if params is None else {
+            mid: {n: p.detach().requires_grad_(True) for n, p in mp.items()}
+            for mid, mp in params.items()
+        }
+        adapted, loss = inner_update(
+            self._modules(),
+            start,
+            batch,
+            self.config.inner_lr,
+            create_graph=False,
+            adapt_module_ids=self._adapt_module_ids(),
+            estimator=self.config.inner_loss,
+        )
+        self._log_inner_loss(float(loss))
+        return {mid: {n: p.detach() for n, p in mp.items()} for mid, mp in adapted.items()}
+
+    def _inference_weights(self, params: Params) -> dict[ModuleID, dict[str, Any]]:
+        weights = {}
+        for mid, module_params in params.items():
+            state = self.module[mid].unwrapped().get_state(inference_only=True)
+            for name, value in module_params.items():
+                if name in state:
+                    state[name] = value.detach().cpu().numpy()
+            weights[mid] = state
+        return weights
+
+    def _meta_gradient_step(
+        self, task_ids: list[int], num_tasks_total: int
+    ) -> dict[ModuleID, dict[str, float]]:
+        modules = self._modules()
+        theta = self._meta_parameters()
+        kl_coeffs = {mid: self.curr_kl_coeffs_per_module[mid] for mid in self.module.keys()}
+        total = torch.zeros((), device=self._device)
+        stat_sums: dict[ModuleID, dict[str, torch.Tensor]] = {}
+        for task_id in task_ids:
+            loss, stats = task_meta_loss(
+                modules,
+                theta,
+                self._task_batches[task_id],
+                inner_lr=self.config.inner_lr,
+                second_order=self.config.meta_gradient == "second_order",
+                adapt_module_ids=self._adapt_module_ids(),
+                estimator=self.config.inner_loss,
+                clip_param=self.config.clip_param,
+                kl_coeffs=kl_coeffs,
+                entropy_coeff=self.config.entropy_coeff,
+            )
+            total = total + loss + self._value_loss(task_id)
+            for mid, s in stats.items():
+                acc = stat_sums.setdefault(mid, {k: torch.zeros(()) for k in (*s, "tasks")})
+                for k, v in s.items():
+                    acc[k] = acc[k] + v.cpu()
+                acc["tasks"] = acc["tasks"] + 1
+        # Mean over ALL tasks of the meta-batch, wherever they were computed.
+        total = total / num_tasks_total
+        flat = [(mid, p) for mid, mp in theta.items() for p in mp.values()]
+        for optim in self._optimizer_parameters:
+            optim.zero_grad(set_to_none=True)
+        if total.requires_grad:
+            total.backward()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for _, p in flat]
+        stats_vec = self._pack_stats(stat_sums)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            for g in grads:
+                dist.all_reduce(g, op=dist.ReduceOp.SUM)
+            dist.all_reduce(stats_vec, op=dist.ReduceOp.SUM)
+        gradients = {self.get_param_ref(p): g for (_, p), g in zip(flat, grads, strict=True)}
+        self.apply_gradients(self.postprocess_gradients(gradients))
+        self._log_outer_loss(float(total.detach()))
+        return self._unpack_stats(stats_vec)
+
+    def _value_loss(self, task_id: int) -> torch.Tensor:
+        """Value-head regression on all of the task's batches (``baseline="value"`` only)."""
+        if self.config.baseline != "value" or self.config.vf_loss_coeff == 0:
+            return torch.zeros((), device=self._device)
+        loss = torch.zeros((), device=self._device)
+        for batch in self._task_batches[task_id]:
+            for mid, module_batch in batch.items():
+                if mid in self._meta_parameters():
+                    values = self.module[mid].unwrapped().compute_values(module_batch)
+                    loss = loss + torch.mean((values - module_batch[VALUE_TARGETS]) ** 2)
+        return self.config.vf_loss_coeff * loss
+
+    def _pack_stats(self, stat_sums) -> torch.Tensor:
+        rows = [
+            [s.get(k, torch.zeros(())) for k in ("surrogate", "kl", "entropy", "tasks")]
+            for s in (stat_sums.get(mid, {}) for mid in sorted(self.module.keys()))
+        ]
+        return torch.tensor([[float(v) for v in row] for row in rows], dtype=torch.float64)
+
+    def _unpack_stats(self, stats_vec: torch.Tensor) -> dict[ModuleID, dict[str, float]]:
+        out = {}
+        for mid, row in zip(sorted(self.module.keys()), stats_vec.tolist(), strict=True):
+            surrogate, kl, entropy, tasks = row
+            if tasks > 0:
+                out[mid] = {
+                    "surrogate": surrogate / tasks,
+                    "kl": kl / tasks,
+                    "entropy": entropy / tasks,
+                }
+        return out
