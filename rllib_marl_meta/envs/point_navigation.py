@@ -25,7 +25,9 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
         self.horizon = int(config.get("horizon", 100))
         self.action_bound = float(config.get("action_bound", 0.1))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-0.1, 0.1, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(
+            -self.action_bound, self.action_bound, shape=(2,), dtype=np.float32
+        )
         self._position = np.zeros(2)
         self._goal = np.zeros(2)
         self._t = 0
@@ -43,7 +45,9 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
         return self._position.astype(np.float32), {}
 
     def step(self, action):
-        action = np.clip(np.asarray(action, dtype=np.float64), -self.action_bound, self.action_bound)
+        action = np.clip(
+            np.asarray(action, dtype=np.float64), -self.action_bound, self.action_bound
+        )
         self._position = self._position + action
         self._t += 1
         reward = -float(np.linalg.norm(self._position - self._goal))

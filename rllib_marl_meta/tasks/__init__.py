@@ -19,7 +19,11 @@ from rllib_marl_meta.tasks.finders import (
     set_tasks_on_env_runner,
     sub_envs,
 )
-from rllib_marl_meta.tasks.wrappers import AECTaskWrapper, ParameterTaskWrapper, PettingZooTaskWrapper
+from rllib_marl_meta.tasks.wrappers import (
+    AECTaskWrapper,
+    ParameterTaskWrapper,
+    PettingZooTaskWrapper,
+)
 
 __all__ = [
     "TASK_API_METHODS",

@@ -41,38 +41,78 @@ class TaskSettable(Protocol):
 class TaskField:
     """One task parameter: a uniform range ``[low, high]`` of a given shape.
 
-    ``integer=True`` samples whole numbers in ``[low, high]`` inclusive.
+    ``integer=True`` samples whole numbers in ``[low, high]`` inclusive. ``choices`` restricts
+    the field to a finite set of values, drawn uniformly (for example a running direction in
+    ``{-1, +1}``); :meth:`one_of` builds such a field.
     """
 
     low: float
     high: float
     shape: tuple[int, ...] = ()
     integer: bool = False
+    choices: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.low <= self.high:
             raise ValueError(f"TaskField needs low <= high, got [{self.low}, {self.high}].")
+        if self.choices is not None:
+            choices = tuple(self.choices)
+            if not choices:
+                raise ValueError("TaskField choices must not be empty.")
+            if any(not self.low <= c <= self.high for c in choices):
+                raise ValueError(
+                    f"TaskField choices {choices} must lie in [{self.low}, {self.high}]."
+                )
+            object.__setattr__(self, "choices", choices)
 
-    def sample(self, rng: np.random.Generator) -> float | np.ndarray:
-        if self.integer:
-            value = rng.integers(int(self.low), int(self.high) + 1, size=self.shape or None)
-        else:
-            value = rng.uniform(self.low, self.high, size=self.shape or None)
+    @classmethod
+    def one_of(
+        cls, *values: float, shape: tuple[int, ...] = (), integer: bool = False
+    ) -> TaskField:
+        """A field that takes one of ``values`` (each element, if ``shape`` is not scalar)."""
+        if not values:
+            raise ValueError("TaskField.one_of needs at least one value.")
+        return cls(min(values), max(values), shape=shape, integer=integer, choices=values)
+
+    def _cast(self, value: Any) -> float | np.ndarray:
         if self.shape:
             return np.asarray(value, dtype=np.int64 if self.integer else np.float64)
         return int(value) if self.integer else float(value)
 
+    def sample(self, rng: np.random.Generator) -> float | np.ndarray:
+        """Draws one value uniformly from the range (or from ``choices``)."""
+        if self.choices is not None:
+            value = rng.choice(np.asarray(self.choices), size=self.shape or None)
+        elif self.integer:
+            value = rng.integers(int(self.low), int(self.high) + 1, size=self.shape or None)
+        else:
+            value = rng.uniform(self.low, self.high, size=self.shape or None)
+        return self._cast(value)
+
+    def allowed(self) -> str:
+        """Human-readable description of the allowed values, used in error messages."""
+        if self.choices is not None:
+            text = "allowed values {" + ", ".join(f"{c:g}" for c in self.choices) + "}"
+        else:
+            text = f"allowed range [{self.low}, {self.high}]"
+        return text + (f" with shape {self.shape}" if self.shape else "")
+
     def validate(self, name: str, value: Any) -> float | np.ndarray:
         """Returns ``value`` normalised to this field's type; raises ``ValueError`` if invalid."""
-        allowed = f"allowed range [{self.low}, {self.high}]" + (
-            f" with shape {self.shape}" if self.shape else ""
-        )
+        allowed = self.allowed()
+        # Strings, bools, None and objects convert to floats with numpy (or become NaN), which
+        # would hide type errors in user tasks: accept only integer and float data.
+        if isinstance(value, (str, bytes)):
+            raise ValueError(f"Task field '{name}' must be numeric ({allowed}); got {value!r}.")
         try:
+            raw = np.asarray(value)
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(
                 f"Task field '{name}' must be numeric ({allowed}); got {value!r}."
             ) from None
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(f"Task field '{name}' must be numeric ({allowed}); got {value!r}.")
         if array.shape != self.shape:
             raise ValueError(
                 f"Task field '{name}' must have shape {self.shape} ({allowed}); "
@@ -84,9 +124,27 @@ class TaskField:
             raise ValueError(f"Task field '{name}' is out of range: got {value!r}, {allowed}.")
         if self.integer and np.any(array != np.round(array)):
             raise ValueError(f"Task field '{name}' must be an integer ({allowed}); got {value!r}.")
-        if self.shape:
-            return array.astype(np.int64) if self.integer else array
-        return int(array) if self.integer else float(array)
+        if self.choices is not None and not np.all(np.isin(array, self.choices)):
+            raise ValueError(f"Task field '{name}' is not allowed: got {value!r}, {allowed}.")
+        return self._cast(array)
+
+    def default(self) -> float | np.ndarray:
+        """The value an env starts with: the middle of the range, or the first choice."""
+        if self.choices is not None:
+            middle = self.choices[0]
+        elif self.integer:
+            middle = (self.low + self.high) // 2
+        else:
+            middle = (self.low + self.high) / 2.0
+        return self._cast(np.full(self.shape, middle) if self.shape else middle)
+
+    def describe(self, name: str) -> str:
+        """``name~U[low, high]`` (with ``^shape``), or ``name~U{a, b}`` for choices."""
+        if self.choices is not None:
+            text = f"{name}~U{{" + ", ".join(f"{c:g}" for c in self.choices) + "}"
+        else:
+            text = f"{name}~U[{self.low}, {self.high}]"
+        return text + (f"^{self.shape}" if self.shape else "")
 
 
 class TaskSpace:
@@ -104,7 +162,7 @@ class TaskSpace:
         }
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Task]:
-        if not isinstance(n, (int, np.integer)) or n < 0:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"sample_tasks(n) needs a non-negative integer n; got {n!r}.")
         return [{name: f.sample(rng) for name, f in self.fields.items()} for _ in range(n)]
 
@@ -112,26 +170,29 @@ class TaskSpace:
         """Returns a normalised copy of ``task``; raises ``ValueError`` naming the bad field."""
         if not isinstance(task, Mapping):
             raise ValueError(
-                f"A task must be a dict with the fields {sorted(self.fields)}; "
-                f"got {type(task).__name__}: {task!r}."
+                f"A task must be a dict with the fields {sorted(self.fields)} "
+                f"({self.describe()}); got {type(task).__name__}: {task!r}."
             )
         unknown = set(task) - set(self.fields)
         if unknown:
             raise ValueError(
-                f"Unknown task field(s) {sorted(unknown)}; allowed fields are "
-                f"{sorted(self.fields)}."
+                f"Unknown task field(s) {sorted(unknown, key=str)}; allowed fields are "
+                f"{sorted(self.fields)} ({self.describe()})."
             )
         missing = set(self.fields) - set(task)
         if missing:
-            raise ValueError(f"Task is missing field(s) {sorted(missing)}.")
+            raise ValueError(
+                f"Task is missing field(s) {sorted(missing)}; "
+                + ", ".join(
+                    f"'{name}' needs {self.fields[name].allowed()}" for name in sorted(missing)
+                )
+                + "."
+            )
         return {name: self.fields[name].validate(name, task[name]) for name in self.fields}
 
     def describe(self) -> str:
         """One line per field, for docs and ``rllib-marl-meta list``."""
-        return ", ".join(
-            f"{name}~U[{f.low}, {f.high}]" + (f"^{f.shape}" if f.shape else "")
-            for name, f in self.fields.items()
-        )
+        return ", ".join(f.describe(name) for name, f in self.fields.items())
 
     def __repr__(self) -> str:
         return f"TaskSpace({self.describe()})"
@@ -150,15 +211,26 @@ class TaskSettableMixin:
 
     def sample_tasks(self, n: int, seed: int | None = None) -> list[Task]:
         """Draws ``n`` tasks; reproducible under ``seed`` or under the env's seeded RNG."""
-        if seed is not None:
-            rng = np.random.default_rng(seed)
-        else:
-            rng = getattr(self, "np_random", None)
-            if not isinstance(rng, np.random.Generator):
-                if getattr(self, "_task_rng", None) is None:
-                    self._task_rng = np.random.default_rng()
-                rng = self._task_rng
+        rng = np.random.default_rng(seed) if seed is not None else self._task_generator()
         return self.task_space.sample(rng, n)
+
+    def _task_generator(self) -> np.random.Generator:
+        """The env's seeded ``np_random`` if it has one, else a private generator.
+
+        The private generator is re-seeded by :meth:`_seed_task_rng` (wrappers call it from
+        ``reset(seed=...)``), so ``sample_tasks`` is reproducible under a seeded reset either way.
+        """
+        rng = getattr(self, "np_random", None)
+        if isinstance(rng, np.random.Generator):
+            return rng
+        if getattr(self, "_task_rng", None) is None:
+            self._task_rng = np.random.default_rng()
+        return self._task_rng
+
+    def _seed_task_rng(self, seed: int | None) -> None:
+        """Re-seeds the private task generator (used when the env has no ``np_random``)."""
+        if seed is not None:
+            self._task_rng = np.random.default_rng(seed)
 
     def set_task(self, task: Task) -> None:
         task = self.task_space.validate(task)
@@ -173,15 +245,8 @@ class TaskSettableMixin:
         return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in task.items()}
 
     def default_task(self) -> Task:
-        """The task an env starts with; by default the middle of each range."""
-        return {
-            name: (
-                np.full(f.shape, (f.low + f.high) / 2.0)
-                if f.shape
-                else (int((f.low + f.high) // 2) if f.integer else (f.low + f.high) / 2.0)
-            )
-            for name, f in self.task_space.fields.items()
-        }
+        """The task an env starts with; by default the middle of each range (first choice)."""
+        return {name: f.default() for name, f in self.task_space.fields.items()}
 
     def _apply_task(self, task: Task) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _apply_task(task).")

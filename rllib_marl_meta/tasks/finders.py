@@ -7,7 +7,7 @@ methods, so these helpers walk the stack to the first layer that implements the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rllib_marl_meta.tasks.api import TASK_API_METHODS, Task, TaskAPIError, has_task_api
@@ -82,7 +82,7 @@ def set_tasks(env: Any, tasks: Task | Sequence[Task]) -> None:
     ``env`` may be a single env or a (wrapped) synchronous vector env.
     """
     envs = sub_envs(env)
-    if isinstance(tasks, dict):
+    if isinstance(tasks, Mapping):
         tasks = [tasks] * len(envs)
     if len(tasks) != len(envs):
         raise ValueError(f"Got {len(tasks)} tasks for {len(envs)} sub-envs; pass one per sub-env.")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from pettingzoo.utils import BaseParallelWrapper, BaseWrapper
 
 from rllib_marl_meta.tasks.api import Task, TaskField, TaskSettableMixin, TaskSpace
@@ -26,6 +27,18 @@ OnTaskSet = Callable[[Any, Task], None]
 
 def _as_task_space(params: TaskSpace | Mapping[str, TaskField | tuple[float, float]]) -> TaskSpace:
     return params if isinstance(params, TaskSpace) else TaskSpace(**dict(params))
+
+
+def inner_options(options: Mapping | None) -> dict | None:
+    """``options`` without the ``"task"`` entry, for the env under a task wrapper.
+
+    The wrapper owns the task: passing it on would make an inner env that has a task API of its
+    own (with a different task space) reject it. Returns None when nothing else is left.
+    """
+    if not options:
+        return None
+    rest = {k: v for k, v in options.items() if k != "task"}
+    return rest or None
 
 
 def _set_path(root: Any, dotted: str, value: Any) -> None:
@@ -54,6 +67,21 @@ class _ParameterTaskMixin(TaskSettableMixin):
                     f"Task parameter '{name}' does not exist on {type(target).__name__}."
                 )
 
+    def _task_generator(self) -> np.random.Generator:
+        # Prefer the wrapped env's seeded generator: PettingZoo wrappers do not always forward
+        # `np_random`, so look at the target (the unwrapped env) too.
+        for owner in (self, self._target):
+            rng = getattr(owner, "np_random", None)
+            if isinstance(rng, np.random.Generator):
+                return rng
+        return super()._task_generator()
+
+    def _reset_with_task(self, seed: int | None, options: dict | None):
+        """Sets ``options["task"]`` (or the default task), then resets the wrapped env."""
+        self._seed_task_rng(seed)
+        self._reset_task_from_options(options)
+        return self.env.reset(seed=seed, options=inner_options(options))
+
     def _apply_task(self, task: Task) -> None:
         for name, value in task.items():
             _set_path(self._target, name, value)
@@ -75,8 +103,7 @@ class ParameterTaskWrapper(_ParameterTaskMixin, gym.Wrapper):
         self._init_parameters(params, on_set, env.unwrapped if target is None else target)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._reset_task_from_options(options)
-        return self.env.reset(seed=seed, options=options)
+        return self._reset_with_task(seed, options)
 
 
 class PettingZooTaskWrapper(_ParameterTaskMixin, BaseParallelWrapper):
@@ -93,8 +120,7 @@ class PettingZooTaskWrapper(_ParameterTaskMixin, BaseParallelWrapper):
         self._init_parameters(params, on_set, env.unwrapped if target is None else target)
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        self._reset_task_from_options(options)
-        return self.env.reset(seed=seed, options=options)
+        return self._reset_with_task(seed, options)
 
 
 class AECTaskWrapper(_ParameterTaskMixin, BaseWrapper):
@@ -111,5 +137,4 @@ class AECTaskWrapper(_ParameterTaskMixin, BaseWrapper):
         self._init_parameters(params, on_set, env.unwrapped if target is None else target)
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        self._reset_task_from_options(options)
-        return self.env.reset(seed=seed, options=options)
+        return self._reset_with_task(seed, options)

@@ -370,6 +370,11 @@ class MAML(Algorithm):
         for k, task_means in enumerate(per_step_task_means):
             key = "episode_return_mean" if k == 0 else f"episode_return_mean_adapt_{k}"
             self.metrics.log_value(key, float(task_means.mean()), window=1)
+        self.metrics.log_value(
+            "num_episodes_per_task",
+            float(np.mean([len(eps) for step in step_returns for eps in step.values()])),
+            window=1,
+        )
         deltas = per_step_task_means[-1] - per_step_task_means[0]
         self.metrics.log_value("adaptation_delta", float(deltas.mean()), window=1)
         stderr = float(deltas.std(ddof=1) / math.sqrt(len(deltas))) if len(deltas) > 1 else 0.0

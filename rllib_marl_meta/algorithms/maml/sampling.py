@@ -66,7 +66,10 @@ def _run_jobs(runner, payloads: dict, episodes_per_task: int | None, env_steps: 
         for j, env in enumerate(sub_envs(runner.env)):
             env.reset(seed=job.seed + j)
         if episodes_per_task is not None:
+            # Vector sub-envs may finish more episodes than asked for in their last step;
+            # keep exactly `episodes_per_task`, so every task weighs the same.
             episodes = runner.sample(num_episodes=episodes_per_task, explore=True)
+            episodes = episodes[:episodes_per_task]
         else:
             episodes, steps = [], 0
             while steps < env_steps:

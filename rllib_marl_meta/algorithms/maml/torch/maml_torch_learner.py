@@ -50,12 +50,12 @@ def inner_loss(module, params, batch, estimator: str = "pg") -> torch.Tensor:
     ``lvc``: ``-mean(pi(a|s) / pi_sampling(a|s) * A)``, ProMP's low-variance curvature
     estimator: same first-order gradient at the sampling policy, better-behaved Hessian.
     """
+    if estimator not in ("pg", "lvc"):
+        raise ValueError(f"Unknown inner-loss estimator {estimator!r}; use 'pg' or 'lvc'.")
     logp = action_distribution(module, params, batch).logp(batch[Columns.ACTIONS])
     if estimator == "pg":
         return -(logp * batch[ADVANTAGES]).mean()
-    if estimator == "lvc":
-        return -(torch.exp(logp - batch[Columns.ACTION_LOGP]) * batch[ADVANTAGES]).mean()
-    raise ValueError(f"Unknown inner-loss estimator {estimator!r}; use 'pg' or 'lvc'.")
+    return -(torch.exp(logp - batch[Columns.ACTION_LOGP]) * batch[ADVANTAGES]).mean()
 
 
 def inner_update(

@@ -1,0 +1,105 @@
+"""MPE's ``simple_spread`` (from ``mpe2``) as a task distribution.
+
+mpe2 draws new landmark positions in every ``reset_world``. Here the landmark layout is part of
+the task: it is written back *after* the inner reset (and the first observations recomputed),
+and agent speed and world damping are written on ``set_task``. ``mpe2`` is imported when the env
+is created, so the package works without the ``mpe`` extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pettingzoo.utils import BaseParallelWrapper
+
+from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
+from rllib_marl_meta.tasks.wrappers import inner_options
+
+
+def _range(config: dict, key: str, default: tuple[float, float]) -> tuple[float, float]:
+    """``config[key + "_range"]``, or a single value when ``config[key]`` fixes it."""
+    if config.get(key) is not None:
+        return float(config[key]), float(config[key])
+    low, high = config.get(f"{key}_range", default)
+    return float(low), float(high)
+
+
+class MPESpread(TaskSettableMixin, BaseParallelWrapper):
+    """mpe2's ``simple_spread_v3`` parallel env (``N`` agents, ``N`` landmarks) with tasks.
+
+    Task space: ``landmarks`` uniform in ``[-1, 1]^(N, 2)`` (mpe2's own range),
+    ``max_speed`` of every agent uniform in [0.5, 2.0] and the world's velocity ``damping``
+    uniform in [0.1, 0.5]. Config ``max_speed`` / ``damping`` fix a value, and
+    ``max_speed_range`` / ``damping_range`` change a range. The default task puts the landmarks
+    on a circle of radius 0.5, with max speed 2.0 and damping 0.25 (mpe2's defaults, whose free
+    top speed is 2.0). Other config keys: ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25),
+    ``continuous_actions`` (False), ``render_mode``.
+    """
+
+    def __init__(self, config: dict | None = None) -> None:
+        try:
+            from mpe2 import simple_spread_v3
+        except ImportError as exc:
+            raise ImportError(
+                "MPESpread needs mpe2: pip install -c constraints.txt 'rllib-marl-meta[mpe]'."
+            ) from exc
+        config = dict(config or {})
+        n = int(config.get("N", 3))
+        env = simple_spread_v3.parallel_env(
+            N=n,
+            local_ratio=float(config.get("local_ratio", 0.5)),
+            max_cycles=int(config.get("max_cycles", 25)),
+            continuous_actions=bool(config.get("continuous_actions", False)),
+            render_mode=config.get("render_mode"),
+        )
+        BaseParallelWrapper.__init__(self, env)
+        self.task_space = TaskSpace(
+            landmarks=TaskField(-1.0, 1.0, shape=(n, 2)),
+            max_speed=TaskField(*_range(config, "max_speed", (0.5, 2.0))),
+            damping=TaskField(*_range(config, "damping", (0.1, 0.5))),
+        )
+        self._n = n
+        self.set_task(config["task"] if config.get("task") is not None else self.default_task())
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """mpe2's generator, re-seeded by ``reset(seed=...)``; ``sample_tasks`` draws from it."""
+        return self.env.unwrapped.np_random
+
+    @property
+    def world(self) -> Any:
+        """mpe2's ``World`` object (agents, landmarks, damping)."""
+        return self.env.unwrapped.world
+
+    def default_task(self) -> Task:
+        """Landmarks on a circle of radius 0.5, mpe2's speed and damping (clipped to range)."""
+        angles = 2.0 * np.pi * np.arange(self._n) / self._n
+        speed, damping = self.task_space.fields["max_speed"], self.task_space.fields["damping"]
+        return {
+            "landmarks": 0.5 * np.stack([np.cos(angles), np.sin(angles)], axis=1),
+            "max_speed": float(np.clip(2.0, speed.low, speed.high)),
+            "damping": float(np.clip(0.25, damping.low, damping.high)),
+        }
+
+    def _apply_task(self, task: Task) -> None:
+        world = self.world
+        for agent in world.agents:
+            agent.max_speed = task["max_speed"]
+        world.damping = task["damping"]
+        self._place_landmarks()
+
+    def _place_landmarks(self) -> None:
+        landmarks = self._current_task["landmarks"]
+        for landmark, position in zip(self.world.landmarks, landmarks):
+            landmark.state.p_pos = np.array(position, dtype=np.float64)
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        self._reset_task_from_options(options)
+        obs, infos = self.env.reset(seed=seed, options=inner_options(options))
+        # mpe2's reset_world drew fresh landmarks: put the task's back and observe again.
+        self._place_landmarks()
+        raw = self.env.unwrapped
+        positions = np.array([e.state.p_pos for e in self.world.entities])
+        raw.original_cam_range = float(np.max(np.abs(positions)))  # Used by render().
+        return {agent: raw.observe(agent) for agent in obs}, infos

@@ -1,0 +1,151 @@
+"""MAML end to end: metrics, task/runner layout, checkpoints, several learners, Tune."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED
+
+from rllib_marl_meta.algorithms.maml import MAML
+from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES
+from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import outer_loss, task_meta_loss
+
+from tests.algorithms.maml.test_meta_gradient import fake_batch, tiny_module
+
+
+def module_weights(algo) -> dict[str, np.ndarray]:
+    return algo.learner_group.get_weights()["default_policy"]
+
+
+def train_once(config) -> tuple[dict, dict]:
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        return result, module_weights(algo)
+    finally:
+        algo.stop()
+
+
+def test_iteration_reports_pre_and_post_adaptation_metrics(maml_config):
+    config = maml_config(inner_adaptation_steps=2)
+    result, _ = train_once(config)
+    pre, post1, post2 = (
+        result["episode_return_mean"],
+        result["episode_return_mean_adapt_1"],
+        result["episode_return_mean_adapt_2"],
+    )
+    assert result["adaptation_delta"] == pytest.approx(post2 - pre)
+    assert all(np.isfinite([pre, post1, post2]))
+    # 3 tasks x 2 episodes x (K + 1 = 3) sampling rounds x 10 steps.
+    assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 3 * 2 * 3 * 10
+    stats = result[LEARNER_RESULTS]["default_policy"]
+    assert {"kl", "surrogate", "entropy", "curr_kl_coeff"} <= set(stats)
+    assert np.isfinite(result[LEARNER_RESULTS]["__all_modules__"]["outer_loss"])
+    assert np.isfinite(result[LEARNER_RESULTS]["__all_modules__"]["inner_loss"])
+
+
+@pytest.mark.parametrize("num_env_runners", [1, 2])
+def test_results_do_not_depend_on_how_tasks_are_spread_over_env_runners(
+    maml_config, num_env_runners
+):
+    """5 tasks on the local runner vs on 1 or 2 remote runners: the same episodes and update."""
+    local, local_weights = train_once(maml_config(meta_batch_size=5))
+    remote, remote_weights = train_once(
+        maml_config(meta_batch_size=5).env_runners(num_env_runners=num_env_runners)
+    )
+    for key in ("episode_return_mean", "episode_return_mean_adapt_1"):
+        assert remote[key] == pytest.approx(local[key], rel=1e-6)
+    for name, value in local_weights.items():
+        np.testing.assert_allclose(remote_weights[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_vectorised_sub_envs_sample_all_tasks(maml_config):
+    config = maml_config(meta_batch_size=4, episodes_per_task=3).env_runners(
+        num_env_runners=1, num_envs_per_env_runner=2
+    )
+    result, _ = train_once(config)
+    assert result["num_episodes_per_task"] == 3
+    # 2 sub-envs finish episodes in pairs: 4 episodes sampled per task and step, 3 used.
+    assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 4 * 4 * 2 * 10
+
+
+def test_env_steps_per_task_samples_whole_episodes(maml_config):
+    config = maml_config(meta_batch_size=2, episodes_per_task=None, env_steps_per_task=25)
+    result, _ = train_once(config)
+    # 25 steps rounds up to 3 whole 10-step episodes per task and step.
+    assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 2 * 30 * 2
+
+
+def test_checkpoint_restores_meta_parameters_optimizer_kl_and_task_rng(maml_config, tmp_path):
+    config = maml_config(maml_optimizer_steps=3)
+    algo = config.build_algo()
+    algo.train()
+    # Make the KL coefficient differ from its initial value, so restoring it matters.
+    checkpoint = algo.save_to_path(tmp_path / "ckpt")
+    expected = algo.train()
+    expected_weights = module_weights(algo)
+    expected_kl = algo.learner_group._learner.curr_kl_coeffs_per_module
+    algo.stop()
+
+    restored = MAML.from_checkpoint(checkpoint)
+    result = restored.train()
+    for key in ("episode_return_mean", "episode_return_mean_adapt_1", "adaptation_delta"):
+        assert result[key] == pytest.approx(expected[key], rel=1e-9), key
+    for name, value in expected_weights.items():
+        np.testing.assert_allclose(module_weights(restored)[name], value, rtol=1e-6, atol=1e-8)
+    assert restored.learner_group._learner.curr_kl_coeffs_per_module == expected_kl
+    restored.stop()
+
+
+def test_two_learners_average_the_meta_gradient_like_one(maml_config):
+    """Tasks split over 2 CPU learners (all-reduced) == all tasks on the local learner."""
+    one, one_weights = train_once(maml_config(meta_batch_size=4))
+    two, two_weights = train_once(maml_config(meta_batch_size=4).learners(num_learners=2))
+    assert two["episode_return_mean_adapt_1"] == pytest.approx(
+        one["episode_return_mean_adapt_1"], rel=1e-5
+    )
+    for name, value in one_weights.items():
+        np.testing.assert_allclose(two_weights[name], value, rtol=1e-4, atol=1e-6)
+
+
+def test_outer_loss_is_taken_on_post_adaptation_data():
+    """With inner_lr = 0, the meta-loss must equal the outer loss on D_K, not on D_0."""
+    module = tiny_module(11)
+    pre, post = fake_batch(module, 1), fake_batch(module, 2)
+    post[ADVANTAGES] = post[ADVANTAGES] + 3.0  # Make the two batches' losses far apart.
+    theta = {"p": dict(module.named_parameters())}
+    kwargs = dict(clip_param=0.2, kl_coeff=0.1, entropy_coeff=0.0)
+    loss, _ = task_meta_loss(
+        {"p": module},
+        theta,
+        [{"p": pre}, {"p": post}],
+        inner_lr=0.0,
+        second_order=True,
+        adapt_module_ids=["p"],
+        estimator="pg",
+        clip_param=0.2,
+        kl_coeffs={"p": 0.1},
+        entropy_coeff=0.0,
+    )
+    on_post, _ = outer_loss(module, theta["p"], post, **kwargs)
+    on_pre, _ = outer_loss(module, theta["p"], pre, **kwargs)
+    torch.testing.assert_close(loss, on_post)
+    assert abs(float(on_post - on_pre)) > 1.0
+
+
+def test_tune_runs_maml_by_registered_name_and_by_class(maml_config, tmp_path):
+    from ray import tune
+
+    for trainable in ("MAML", MAML):
+        results = tune.Tuner(
+            trainable,
+            param_space=maml_config(meta_batch_size=2),
+            run_config=tune.RunConfig(
+                stop={"training_iteration": 1}, storage_path=str(tmp_path), verbose=0
+            ),
+        ).fit()
+        assert not results.errors
+        metrics = results.get_best_result(metric="adaptation_delta", mode="max").metrics
+        assert np.isfinite(metrics["adaptation_delta"])
+        assert metrics["training_iteration"] == 1

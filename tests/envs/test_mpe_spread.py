@@ -1,0 +1,84 @@
+"""MPESpread: the task survives mpe2's reset, and reaches speed and damping. Needs mpe2."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpe2")
+
+from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv  # noqa: E402
+
+from rllib_marl_meta.envs.mpe_spread import MPESpread  # noqa: E402
+from rllib_marl_meta.tasks import find_task_env  # noqa: E402
+
+LANDMARKS = np.array([[0.9, 0.9], [-0.9, 0.1], [0.2, -0.7]])
+
+
+def _task(**overrides) -> dict:
+    return {"landmarks": LANDMARKS, "max_speed": 1.0, "damping": 0.3, **overrides}
+
+
+def _landmark_obs(obs: np.ndarray, n: int = 3) -> np.ndarray:
+    # simple_spread observation: own vel (2), own pos (2), landmarks relative to the agent...
+    return obs[4 : 4 + 2 * n].reshape(n, 2) + obs[2:4]
+
+
+def test_landmarks_survive_the_inner_reset_and_are_observed():
+    env = MPESpread()
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed, options={"task": _task()})
+        positions = np.array([lm.state.p_pos for lm in env.world.landmarks])
+        np.testing.assert_allclose(positions, LANDMARKS)
+        for agent_obs in obs.values():
+            np.testing.assert_allclose(_landmark_obs(agent_obs), LANDMARKS, atol=1e-6)
+    obs, _ = env.reset(seed=2)  # A later reset without a task keeps the layout.
+    np.testing.assert_allclose(_landmark_obs(obs["agent_0"]), LANDMARKS, atol=1e-6)
+    for _ in range(3):
+        obs, *_ = env.step({a: env.action_space(a).sample() for a in env.agents})
+    np.testing.assert_allclose(_landmark_obs(obs["agent_1"]), LANDMARKS, atol=1e-5)
+
+
+def test_speed_and_damping_reach_the_world():
+    env = MPESpread()
+    env.set_task(_task(max_speed=0.7, damping=0.45))
+    assert env.world.damping == 0.45
+    assert all(agent.max_speed == 0.7 for agent in env.world.agents)
+
+
+def test_max_speed_limits_the_agents():
+    env = MPESpread({"continuous_actions": True})
+    env.reset(seed=0, options={"task": _task(max_speed=0.5, damping=0.1)})
+    push = {a: np.array([0, 1, 0, 0, 0], dtype=np.float32) for a in env.agents}  # Full left.
+    for _ in range(5):
+        obs, *_ = env.step(push)
+    assert np.linalg.norm(obs["agent_0"][:2]) == pytest.approx(0.5)
+
+
+def test_set_task_mid_episode_moves_the_landmarks():
+    env = MPESpread()
+    env.reset(seed=0)
+    env.set_task(_task())
+    obs, *_ = env.step({a: 0 for a in env.agents})
+    np.testing.assert_allclose(_landmark_obs(obs["agent_2"]), LANDMARKS, atol=1e-6)
+
+
+def test_config_fixes_and_ranges():
+    env = MPESpread({"N": 2, "damping": 0.25, "max_speed_range": (1.0, 3.0)})
+    fields = env.task_space.fields
+    assert fields["landmarks"].shape == (2, 2)
+    assert (fields["damping"].low, fields["damping"].high) == (0.25, 0.25)
+    assert fields["max_speed"].high == 3.0
+    assert env.get_task()["damping"] == 0.25 and env.get_task()["max_speed"] == 2.0
+    assert env.possible_agents == ["agent_0", "agent_1"]
+
+
+def test_through_rllib_parallel_pettingzoo_env():
+    inner = MPESpread({"max_cycles": 5})
+    env = ParallelPettingZooEnv(inner)
+    assert find_task_env(env) is inner
+    obs, _ = env.reset(seed=0, options={"task": _task()})
+    np.testing.assert_allclose(_landmark_obs(obs["agent_0"]), LANDMARKS, atol=1e-6)
+    for _ in range(5):
+        _, _, terminateds, truncateds, _ = env.step({a: 1 for a in env.par_env.agents})
+    assert truncateds["__all__"] and not terminateds["__all__"]
