@@ -281,29 +281,12 @@ class MAML(Algorithm):
     @override(Algorithm)
     def training_step(self) -> None:
         cfg = self.config
-        num_steps = cfg.inner_adaptation_steps
         task_seed = int(self._task_rng.integers(2**31 - 1))
         tasks = self._task_env.sample_tasks(cfg.meta_batch_size, seed=task_seed)
-        num_learners = max(1, len(self.learner_group._workers or [None]))
         iteration_seed = (cfg.seed or 0) * 1_000_003 + self.iteration * 7919
+        step_episodes = self._sample_and_adapt(tasks, cfg.inner_adaptation_steps, iteration_seed)
 
-        theta = self._call_learners(lambda learner, rank, n: learner.meta_weights(), 1)[0]
-        weights_per_task = {i: theta for i in range(len(tasks))}
-        step_returns: list[dict[int, list[MultiAgentEpisode]]] = []
-        for step in range(num_steps + 1):
-            jobs = [
-                TaskJob(i, tasks[i], weights_per_task[i], iteration_seed + 104729 * step + i)
-                for i in range(len(tasks))
-            ]
-            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-                episodes_per_task, runner_metrics = sample_tasks(self, jobs)
-                self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
-            step_returns.append(episodes_per_task)
-            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
-                self._add_episodes(episodes_per_task, step, num_learners)
-                if step < num_steps:
-                    weights_per_task = self._adapt(len(tasks), num_learners)
-
+        num_learners = self._num_learners()
         with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
             learner_results = self._call_learners(
                 lambda learner, rank, n: learner.meta_update(
@@ -316,7 +299,67 @@ class MAML(Algorithm):
             self.env_runner_group.sync_weights(
                 from_worker_or_learner_group=self.learner_group, inference_only=True
             )
-        self._log_adaptation_metrics(step_returns)
+        self._log_adaptation_metrics(step_episodes)
+
+    def meta_test(
+        self, num_tasks: int = 20, seed: int = 0, adaptation_steps: int | None = None
+    ) -> dict[str, Any]:
+        """Adapts to ``num_tasks`` new tasks and reports returns before and after each step.
+
+        Tasks are drawn with ``seed`` from a stream separate from training's. No meta-update
+        happens: the meta-parameters are unchanged afterwards.
+
+        Returns:
+            ``{"labels": ["pre", "adapt_1", ...], "returns": [[task returns] per label],
+            "groups": {"module"|"agent": {name: [[task returns] per label]}}}`` where each
+            task return is the mean over that task's episodes.
+        """
+        steps = self.config.inner_adaptation_steps if adaptation_steps is None else adaptation_steps
+        tasks = self._task_env.sample_tasks(num_tasks, seed=10_000_019 + seed)
+        try:
+            step_episodes = self._sample_and_adapt(
+                tasks, steps, 7_777_777 + seed * 7919, log_metrics=False
+            )
+        finally:
+            self._call_learners(lambda learner, rank, n: learner.clear_tasks(), self._num_learners())
+        labels = ["pre"] + [f"adapt_{k}" for k in range(1, steps + 1)]
+        returns = [[_mean_return(step[i]) for i in sorted(step)] for step in step_episodes]
+        groups: dict[str, dict[str, list]] = {}
+        for step in step_episodes:
+            for group, values in _group_returns(step).items():
+                for name, task_means in values.items():
+                    groups.setdefault(group, {}).setdefault(name, []).append(task_means)
+        return {"labels": labels, "returns": returns, "groups": groups, "tasks": tasks}
+
+    def _num_learners(self) -> int:
+        return max(1, len(self.learner_group._workers or [None]))
+
+    def _sample_and_adapt(
+        self, tasks: list, num_steps: int, seed: int, log_metrics: bool = True
+    ) -> list[dict[int, list]]:
+        """Samples ``D_0`` with theta, then ``D_k`` with each task's step-k adapted weights.
+
+        The Learners keep every task's batches for a following ``meta_update``.
+        """
+        num_learners = self._num_learners()
+        theta = self._call_learners(lambda learner, rank, n: learner.meta_weights(), 1)[0]
+        weights_per_task = {i: theta for i in range(len(tasks))}
+        step_episodes: list[dict[int, list]] = []
+        for step in range(num_steps + 1):
+            jobs = [
+                TaskJob(i, tasks[i], weights_per_task[i], seed + 104729 * step + i)
+                for i in range(len(tasks))
+            ]
+            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+                episodes_per_task, runner_metrics = sample_tasks(self, jobs)
+                if log_metrics:  # Meta-testing must not count towards training's env steps.
+                    self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+            step_episodes.append(episodes_per_task)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                self._add_episodes(episodes_per_task, step, num_learners)
+                if step < num_steps:
+                    weights_per_task = self._adapt(len(tasks), num_learners)
+        return step_episodes
 
     # --- Learner calls --------------------------------------------------------------------
 
@@ -362,17 +405,17 @@ class MAML(Algorithm):
 
     # --- Metrics --------------------------------------------------------------------------
 
-    def _log_adaptation_metrics(self, step_returns: list[dict[int, list]]) -> None:
+    def _log_adaptation_metrics(self, step_episodes: list[dict[int, list]]) -> None:
         """Pre-/post-adaptation returns: per task means first, then mean over tasks."""
         per_step_task_means = [
-            np.array([_mean_return(step[i]) for i in sorted(step)]) for step in step_returns
+            np.array([_mean_return(step[i]) for i in sorted(step)]) for step in step_episodes
         ]
         for k, task_means in enumerate(per_step_task_means):
             key = "episode_return_mean" if k == 0 else f"episode_return_mean_adapt_{k}"
             self.metrics.log_value(key, float(task_means.mean()), window=1)
         self.metrics.log_value(
             "num_episodes_per_task",
-            float(np.mean([len(eps) for step in step_returns for eps in step.values()])),
+            float(np.mean([len(eps) for step in step_episodes for eps in step.values()])),
             window=1,
         )
         deltas = per_step_task_means[-1] - per_step_task_means[0]
@@ -380,7 +423,7 @@ class MAML(Algorithm):
         stderr = float(deltas.std(ddof=1) / math.sqrt(len(deltas))) if len(deltas) > 1 else 0.0
         self.metrics.log_value("adaptation_delta_ci95", 1.96 * stderr, window=1)
         # Multi-agent: the same per module and per agent.
-        for k, step in enumerate(step_returns):
+        for k, step in enumerate(step_episodes):
             suffix = "" if k == 0 else f"_adapt_{k}"
             for group, values in _group_returns(step).items():
                 for name, task_means in values.items():
