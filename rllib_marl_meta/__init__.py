@@ -18,7 +18,9 @@ from rllib_marl_meta.tasks import (
 
 __version__ = "0.1.0"
 
-ALGORITHMS: dict[str, str] = {}
+ALGORITHMS: dict[str, str] = {
+    "MAML": "rllib_marl_meta.algorithms.maml:MAML",
+}
 
 
 def register() -> None:

@@ -21,6 +21,7 @@ from rllib_marl_meta.tasks.finders import (
 )
 from rllib_marl_meta.tasks.wrappers import (
     AECTaskWrapper,
+    NewTaskEachEpisode,
     ParameterTaskWrapper,
     PettingZooTaskWrapper,
 )
@@ -28,6 +29,7 @@ from rllib_marl_meta.tasks.wrappers import (
 __all__ = [
     "TASK_API_METHODS",
     "AECTaskWrapper",
+    "NewTaskEachEpisode",
     "ParameterTaskWrapper",
     "PettingZooTaskWrapper",
     "Task",

@@ -138,3 +138,24 @@ class AECTaskWrapper(_ParameterTaskMixin, BaseWrapper):
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         return self._reset_with_task(seed, options)
+
+
+class NewTaskEachEpisode(gym.Wrapper):
+    """Draws a new task from the env's distribution at every reset.
+
+    Turns a task distribution into one ordinary env, for non-meta baselines such as a PPO policy
+    trained on the whole distribution (the MAML paper's "pretrained" baseline). Tasks come from
+    ``sample_tasks(1)`` under the env's seeded RNG, so a seeded reset gives a reproducible task.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        from rllib_marl_meta.tasks.finders import require_task_env
+
+        super().__init__(env)
+        self._task_env = require_task_env(env)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is not None:  # Seed first, so the task drawn below follows the seed.
+            self.env.reset(seed=seed)
+        task = self._task_env.sample_tasks(1)[0]
+        return self.env.reset(options={**(options or {}), "task": task})

@@ -155,3 +155,17 @@ def test_inner_options_strips_the_task():
     assert inner_options(None) is None
     assert inner_options({"task": {"x": 1}}) is None
     assert inner_options({"task": {"x": 1}, "x_init": 0.5}) == {"x_init": 0.5}
+
+
+def test_new_task_each_episode_draws_reproducible_fresh_tasks():
+    from rllib_marl_meta.envs import make_env
+    from rllib_marl_meta.tasks import NewTaskEachEpisode
+
+    env = NewTaskEachEpisode(make_env("PointNavigation2D"))
+    env.reset(seed=3)
+    first = env.unwrapped.get_task()["goal"].copy()
+    env.reset()
+    second = env.unwrapped.get_task()["goal"].copy()
+    assert not np.allclose(first, second)
+    env.reset(seed=3)
+    np.testing.assert_array_equal(env.unwrapped.get_task()["goal"], first)

@@ -91,7 +91,9 @@ class MetaAdvantages(ConnectorV2):
     def __call__(self, *, rl_module, episodes, batch, **kwargs):
         import torch
 
-        sa_episodes = list(self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False))
+        sa_episodes = list(
+            self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
+        )
         for module_id, module_batch in batch.items():
             module_episodes = [e for e in sa_episodes if e.module_id in (None, module_id)]
             lens = [len(e) for e in module_episodes]
@@ -121,7 +123,7 @@ class MetaAdvantages(ConnectorV2):
                 values = linear_baseline_values(obs, timesteps, returns)
             advantages = np.empty_like(rewards)
             targets = np.empty_like(rewards)
-            for episode, a, b in zip(module_episodes, bounds, bounds[1:]):
+            for a, b in zip(bounds, bounds[1:]):
                 # A truncated episode would be bootstrapped with the value of its last
                 # observation; the linear baseline has time features instead (ProMP).
                 advantages[a:b], targets[a:b] = episode_advantages(
@@ -129,6 +131,10 @@ class MetaAdvantages(ConnectorV2):
                 )
             advantages = (advantages - advantages.mean()) / max(1e-8, advantages.std())
             device = module_batch[Columns.REWARDS].device
-            module_batch[ADVANTAGES] = torch.as_tensor(advantages, dtype=torch.float32, device=device)
-            module_batch[VALUE_TARGETS] = torch.as_tensor(targets, dtype=torch.float32, device=device)
+            module_batch[ADVANTAGES] = torch.as_tensor(
+                advantages, dtype=torch.float32, device=device
+            )
+            module_batch[VALUE_TARGETS] = torch.as_tensor(
+                targets, dtype=torch.float32, device=device
+            )
         return batch

@@ -15,6 +15,7 @@ One iteration (``MAML.training_step``):
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -321,7 +322,9 @@ class MAML(Algorithm):
                 tasks, steps, 7_777_777 + seed * 7919, log_metrics=False
             )
         finally:
-            self._call_learners(lambda learner, rank, n: learner.clear_tasks(), self._num_learners())
+            self._call_learners(
+                lambda learner, rank, n: learner.clear_tasks(), self._num_learners()
+            )
         labels = ["pre"] + [f"adapt_{k}" for k in range(1, steps + 1)]
         returns = [[_mean_return(step[i]) for i in sorted(step)] for step in step_episodes]
         groups: dict[str, dict[str, list]] = {}
@@ -345,20 +348,24 @@ class MAML(Algorithm):
         theta = self._call_learners(lambda learner, rank, n: learner.meta_weights(), 1)[0]
         weights_per_task = {i: theta for i in range(len(tasks))}
         step_episodes: list[dict[int, list]] = []
+        sampling_seconds = 0.0
         for step in range(num_steps + 1):
             jobs = [
                 TaskJob(i, tasks[i], weights_per_task[i], seed + 104729 * step + i)
                 for i in range(len(tasks))
             ]
-            with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-                episodes_per_task, runner_metrics = sample_tasks(self, jobs)
-                if log_metrics:  # Meta-testing must not count towards training's env steps.
-                    self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
+            start = time.perf_counter()
+            episodes_per_task, runner_metrics = sample_tasks(self, jobs)
+            sampling_seconds += time.perf_counter() - start
+            if log_metrics:  # Meta-testing must not count towards training's env steps.
+                self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)
             step_episodes.append(episodes_per_task)
-            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+            with self.metrics.log_time((TIMERS, "learner_adaptation_timer")):
                 self._add_episodes(episodes_per_task, step, num_learners)
                 if step < num_steps:
                     weights_per_task = self._adapt(len(tasks), num_learners)
+        if log_metrics:  # One value per iteration (all K + 1 rounds), like PPO's timer.
+            self.metrics.log_value((TIMERS, ENV_RUNNER_SAMPLING_TIMER), sampling_seconds)
         return step_episodes
 
     # --- Learner calls --------------------------------------------------------------------
@@ -485,4 +492,3 @@ def _group_returns(step: dict[int, list]) -> dict[str, dict[str, list[float]]]:
         for name, rets in per_agent.items():
             out["agent"].setdefault(name, []).append(float(np.mean(rets)))
     return out
-

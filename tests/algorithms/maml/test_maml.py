@@ -10,7 +10,6 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV
 from rllib_marl_meta.algorithms.maml import MAML
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES
 from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import outer_loss, task_meta_loss
-
 from tests.algorithms.maml.test_meta_gradient import fake_batch, tiny_module
 
 

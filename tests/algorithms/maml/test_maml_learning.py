@@ -40,8 +40,10 @@ def test_maml_meta_learns_to_adapt_on_point_navigation(ray_session):
         pre_after, post_after = held_out_curve(algo)
     finally:
         algo.stop()
-    print(f"held-out pre/post before: {pre_before:.2f}/{post_before:.2f}, "
-          f"after: {pre_after:.2f}/{post_after:.2f}")
+    print(
+        f"held-out pre/post before: {pre_before:.2f}/{post_before:.2f}, "
+        f"after: {pre_after:.2f}/{post_after:.2f}"
+    )
     assert np.isfinite(result["adaptation_delta"])
     # Meta-training improves what the policy reaches after one inner step...
     assert post_after - post_before > POST_IMPROVEMENT_MARGIN

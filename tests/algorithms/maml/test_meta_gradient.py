@@ -151,8 +151,10 @@ def test_first_and_second_order_differ_where_inner_loss_has_curvature():
 
 def test_two_modules_match_reference_per_module():
     modules = {"a": tiny_module(2), "b": tiny_module(3)}
-    batches = [{mid: fake_batch(modules[mid], 20 + 2 * s + i) for i, mid in enumerate(modules)}
-               for s in range(2)]
+    batches = [
+        {mid: fake_batch(modules[mid], 20 + 2 * s + i) for i, mid in enumerate(modules)}
+        for s in range(2)
+    ]
     actual = package_meta_gradient(modules, batches, second_order=True)
     for mid, module in modules.items():
         expected = ref_meta_gradient(module, [b[mid] for b in batches], first_order=False)

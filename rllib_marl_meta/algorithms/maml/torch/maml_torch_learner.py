@@ -171,10 +171,14 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
 
     def _adapt_one_step(self, params: Params | None, batch: Batch) -> Params:
         theta = self._meta_parameters()
-        start = theta if params is None else {
-            mid: {n: p.detach().requires_grad_(True) for n, p in mp.items()}
-            for mid, mp in params.items()
-        }
+        start = (
+            theta
+            if params is None
+            else {
+                mid: {n: p.detach().requires_grad_(True) for n, p in mp.items()}
+                for mid, mp in params.items()
+            }
+        )
         adapted, loss = inner_update(
             self._modules(),
             start,
