@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import ray
 import torch
 from ray.rllib.core import DEFAULT_MODULE_ID
@@ -128,7 +127,3 @@ def sample_tasks(algo, jobs: list[TaskJob]) -> tuple[dict[int, list], list[dict]
             f"{cfg.max_task_resamples} re-dispatches; see the EnvRunner errors above."
         )
     return episodes, metrics
-
-
-def task_episode_returns(episodes: list) -> np.ndarray:
-    return np.array([e.get_return() for e in episodes], dtype=np.float64)

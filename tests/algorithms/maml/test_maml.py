@@ -148,3 +148,23 @@ def test_tune_runs_maml_by_registered_name_and_by_class(maml_config, tmp_path):
         metrics = results.get_best_result(metric="adaptation_delta", mode="max").metrics
         assert np.isfinite(metrics["adaptation_delta"])
         assert metrics["training_iteration"] == 1
+
+
+@pytest.mark.parametrize("baseline", ["linear", "value"])
+def test_value_head_is_trained_only_with_value_baseline(maml_config, baseline):
+    algo = maml_config(
+        baseline=baseline, inner_loss="lvc", meta_gradient="first_order"
+    ).build_algo()
+    try:
+        before = module_weights(algo)
+        result = algo.train()
+        after = module_weights(algo)
+    finally:
+        algo.stop()
+    assert np.isfinite(result["adaptation_delta"])
+    vf_keys = [k for k in before if k.startswith("vf") or "critic" in k]
+    pi_keys = [k for k in before if k.startswith("pi") or "actor" in k]
+    assert vf_keys and pi_keys
+    assert any(not np.array_equal(before[k], after[k]) for k in pi_keys)
+    vf_changed = any(not np.array_equal(before[k], after[k]) for k in vf_keys)
+    assert vf_changed == (baseline == "value")

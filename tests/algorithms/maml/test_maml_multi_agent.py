@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.tasks import TaskSettableMixin, TaskSpace
 
 AGENTS = ("agent_0", "agent_1")
 
@@ -70,3 +73,72 @@ def test_modules_to_adapt_leaves_excluded_modules_bit_identical(ray_session):
         assert any(not np.allclose(before[n].numpy(), after[n].detach().numpy()) for n in before)
     finally:
         algo.stop()
+
+
+class StaggeredAgentsEnv(TaskSettableMixin, MultiAgentEnv):
+    """RLlib MultiAgentEnv with the task API: "early" stops after 3 steps, "late" joins at 2.
+
+    Each agent is rewarded for moving its 1-D position towards the task's ``target``.
+    """
+
+    task_space = TaskSpace(target=(-1.0, 1.0))
+
+    def __init__(self, config=None):
+        super().__init__()
+        self.possible_agents = ["early", "main", "late"]
+        self.agents = []
+        space = gym.spaces.Box(-5.0, 5.0, (1,), np.float32)
+        self.observation_spaces = dict.fromkeys(self.possible_agents, space)
+        self.action_spaces = {
+            a: gym.spaces.Box(-1.0, 1.0, (1,), np.float32) for a in self.possible_agents
+        }
+        self._target = 0.0
+
+    def _apply_task(self, task):
+        self._target = task["target"]
+
+    def reset(self, *, seed=None, options=None):
+        self._reset_task_from_options(options)
+        self.t = 0
+        self.pos = dict.fromkeys(self.possible_agents, 0.0)
+        self.agents = ["early", "main"]
+        return {a: np.zeros(1, np.float32) for a in self.agents}, {}
+
+    def step(self, actions):
+        self.t += 1
+        obs, rewards, terminateds = {}, {}, {}
+        for agent, action in actions.items():
+            self.pos[agent] = float(np.clip(self.pos[agent] + 0.2 * float(action[0]), -5, 5))
+            obs[agent] = np.array([self.pos[agent]], np.float32)
+            rewards[agent] = -abs(self.pos[agent] - self._target)
+        if self.t == 3:
+            terminateds["early"] = True
+            self.agents.remove("early")
+        if self.t == 2:
+            self.agents.append("late")
+            obs["late"] = np.zeros(1, np.float32)
+        terminateds["__all__"] = self.t >= 8
+        return obs, rewards, terminateds, {"__all__": False}, {}
+
+
+def test_agents_that_finish_early_or_join_late_adapt_without_error(ray_session):
+    config = (
+        MAMLConfig()
+        .environment(StaggeredAgentsEnv)
+        .rl_module(model_config={"fcnet_hiddens": [8]})
+        .debugging(seed=0)
+        .training(meta_batch_size=2, episodes_per_task=2, maml_optimizer_steps=1)
+        .multi_agent(
+            policies={"early", "main", "late"},
+            policy_mapping_fn=lambda agent_id, episode, **kw: agent_id,
+        )
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    for agent in ("early", "main", "late"):
+        assert np.isfinite(result["agent_episode_return_mean_adapt_1"][agent])
+        assert {"kl", "surrogate"} <= set(result["learners"][agent])
+    assert np.isfinite(result["adaptation_delta"])

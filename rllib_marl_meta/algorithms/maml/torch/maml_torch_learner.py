@@ -222,7 +222,7 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
                 kl_coeffs=kl_coeffs,
                 entropy_coeff=self.config.entropy_coeff,
             )
-            total = total + loss + self._value_loss(task_id)
+            total = total + loss + self._value_loss(task_id, theta)
             for mid, s in stats.items():
                 acc = stat_sums.setdefault(mid, {k: torch.zeros(()) for k in (*s, "tasks")})
                 for k, v in s.items():
@@ -246,14 +246,14 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
         self._log_outer_loss(float(total.detach()))
         return self._unpack_stats(stats_vec)
 
-    def _value_loss(self, task_id: int) -> torch.Tensor:
+    def _value_loss(self, task_id: int, theta: Params) -> torch.Tensor:
         """Value-head regression on all of the task's batches (``baseline="value"`` only)."""
         if self.config.baseline != "value" or self.config.vf_loss_coeff == 0:
             return torch.zeros((), device=self._device)
         loss = torch.zeros((), device=self._device)
         for batch in self._task_batches[task_id]:
             for mid, module_batch in batch.items():
-                if mid in self._meta_parameters():
+                if mid in theta:
                     values = self.module[mid].unwrapped().compute_values(module_batch)
                     loss = loss + torch.mean((values - module_batch[VALUE_TARGETS]) ** 2)
         return self.config.vf_loss_coeff * loss
@@ -263,7 +263,10 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
             [s.get(k, torch.zeros(())) for k in ("surrogate", "kl", "entropy", "tasks")]
             for s in (stat_sums.get(mid, {}) for mid in sorted(self.module.keys()))
         ]
-        return torch.tensor([[float(v) for v in row] for row in rows], dtype=torch.float64)
+        # On the Learner's device: NCCL (GPU Learners) all-reduces device tensors only.
+        return torch.tensor(
+            [[float(v) for v in row] for row in rows], dtype=torch.float64, device=self._device
+        )
 
     def _unpack_stats(self, stats_vec: torch.Tensor) -> dict[ModuleID, dict[str, float]]:
         out = {}
