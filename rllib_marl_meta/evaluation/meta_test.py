@@ -84,7 +84,7 @@ def meta_test(
     """Loads an algorithm checkpoint (MAML or RL2) and meta-tests it; see meta_test_algorithm."""
     from ray.rllib.algorithms.algorithm import Algorithm
 
-    algo = Algorithm.from_checkpoint(str(checkpoint))
+    algo = Algorithm.from_checkpoint(str(Path(checkpoint).expanduser().resolve()))
     try:
         return meta_test_algorithm(algo, num_tasks=num_tasks, seed=seed, steps=steps)
     finally:

@@ -53,9 +53,25 @@ def _set_path(root: Any, dotted: str, value: Any) -> None:
 
 
 class _ParameterTaskMixin(TaskSettableMixin):
-    """Shared by all parameter wrappers: writes each task field onto an attribute path."""
+    """Shared by all parameter wrappers: writes each task field onto an attribute path.
 
-    def _init_parameters(self, params, on_set: OnTaskSet | None, target: Any) -> None:
+    Args:
+        env: the env to wrap (the wrapper base class of the concrete wrapper receives it).
+        params: the task space, or ``{attribute path: (low, high) or TaskField}``.
+        on_set: called as ``on_set(target, task)`` after the fields are written, e.g. to
+            recompute quantities derived from them.
+        target: the object whose attributes are set (default: ``env.unwrapped``).
+    """
+
+    def __init__(
+        self,
+        env,
+        params: TaskSpace | Mapping[str, TaskField | tuple[float, float]],
+        on_set: OnTaskSet | None = None,
+        target: Any | None = None,
+    ) -> None:
+        super().__init__(env)  # The wrapper base class (gymnasium or PettingZoo).
+        target = env.unwrapped if target is None else target
         self.task_space = _as_task_space(params)
         self._on_set = on_set
         self._target = target
@@ -92,16 +108,6 @@ class _ParameterTaskMixin(TaskSettableMixin):
 class ParameterTaskWrapper(_ParameterTaskMixin, gym.Wrapper):
     """Task API for a gymnasium env (or an RLlib ``MultiAgentEnv``) via its attributes."""
 
-    def __init__(
-        self,
-        env: gym.Env,
-        params: TaskSpace | Mapping[str, TaskField | tuple[float, float]],
-        on_set: OnTaskSet | None = None,
-        target: Any | None = None,
-    ) -> None:
-        gym.Wrapper.__init__(self, env)
-        self._init_parameters(params, on_set, env.unwrapped if target is None else target)
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         return self._reset_with_task(seed, options)
 
@@ -109,32 +115,12 @@ class ParameterTaskWrapper(_ParameterTaskMixin, gym.Wrapper):
 class PettingZooTaskWrapper(_ParameterTaskMixin, BaseParallelWrapper):
     """Task API for a PettingZoo ``ParallelEnv`` via its attributes."""
 
-    def __init__(
-        self,
-        env,
-        params: TaskSpace | Mapping[str, TaskField | tuple[float, float]],
-        on_set: OnTaskSet | None = None,
-        target: Any | None = None,
-    ) -> None:
-        BaseParallelWrapper.__init__(self, env)
-        self._init_parameters(params, on_set, env.unwrapped if target is None else target)
-
     def reset(self, seed: int | None = None, options: dict | None = None):
         return self._reset_with_task(seed, options)
 
 
 class AECTaskWrapper(_ParameterTaskMixin, BaseWrapper):
     """Task API for a PettingZoo ``AECEnv`` via its attributes."""
-
-    def __init__(
-        self,
-        env,
-        params: TaskSpace | Mapping[str, TaskField | tuple[float, float]],
-        on_set: OnTaskSet | None = None,
-        target: Any | None = None,
-    ) -> None:
-        BaseWrapper.__init__(self, env)
-        self._init_parameters(params, on_set, env.unwrapped if target is None else target)
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         return self._reset_with_task(seed, options)
