@@ -12,11 +12,10 @@ iterations alternate, so both see the same machine load.
 from __future__ import annotations
 
 import argparse
-import functools
-import time
 
 import ray
 import ray.rllib.algorithms.ppo.ppo as ppo_module
+from _timing import timed_into
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 
@@ -27,20 +26,10 @@ from rllib_marl_meta.algorithms.maml import MAMLConfig
 SAMPLING_SECONDS = {"MAML": 0.0, "PPO": 0.0}
 
 
-def _timed(name: str, fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            SAMPLING_SECONDS[name] += time.perf_counter() - start
-
-    return wrapper
-
-
-maml_module.sample_tasks = _timed("MAML", maml_module.sample_tasks)
-ppo_module.synchronous_parallel_sample = _timed("PPO", ppo_module.synchronous_parallel_sample)
+maml_module.sample_tasks = timed_into(SAMPLING_SECONDS, "MAML", maml_module.sample_tasks)
+ppo_module.synchronous_parallel_sample = timed_into(
+    SAMPLING_SECONDS, "PPO", ppo_module.synchronous_parallel_sample
+)
 
 
 def interleaved_steps_per_second(configs: dict, iters: int) -> dict[str, float]:

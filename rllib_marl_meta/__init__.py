@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 ALGORITHMS: dict[str, str] = {
     "MAML": "rllib_marl_meta.algorithms.maml:MAML",
+    "RL2": "rllib_marl_meta.algorithms.rl2:RL2",
 }
 
 

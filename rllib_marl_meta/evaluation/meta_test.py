@@ -53,6 +53,11 @@ class MetaTestResult:
         }
 
 
+def env_display_name(env: Any) -> str:
+    """A registered name or gym id as is; a class or function by its name."""
+    return env if isinstance(env, str) else getattr(env, "__name__", str(env))
+
+
 def meta_test_algorithm(
     algo, num_tasks: int = 20, seed: int = 0, steps: int | None = None
 ) -> MetaTestResult:
@@ -63,7 +68,7 @@ def meta_test_algorithm(
     """
     from rllib_marl_meta.algorithms.maml import MAML
 
-    env_name = str(algo.config.env)
+    env_name = env_display_name(algo.config.env)
     if isinstance(algo, MAML):
         out = algo.meta_test(num_tasks=num_tasks, seed=seed, adaptation_steps=steps)
         return MetaTestResult(
@@ -73,8 +78,11 @@ def meta_test_algorithm(
 
     if isinstance(algo, RL2):
         from rllib_marl_meta.algorithms.rl2 import meta_test as rl2_meta_test
+        from rllib_marl_meta.evaluation.report import as_meta_test_result
 
-        return rl2_meta_test(algo, num_tasks=num_tasks, seed=seed, episodes_per_trial=steps)
+        trials = rl2_meta_test(algo, num_tasks=num_tasks, seed=seed, episodes_per_trial=steps)
+        # RL² runs the user's env wrapped in trials; report the user's env.
+        return as_meta_test_result(trials, "RL2", env_display_name(algo.config.inner_env), seed)
     raise TypeError(f"Cannot meta-test {type(algo).__name__}: only MAML and RL2 are supported.")
 
 

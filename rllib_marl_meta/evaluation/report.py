@@ -23,6 +23,8 @@ import numpy as np
 from rllib_marl_meta.evaluation.meta_test import MetaTestResult
 
 TEAM = "team"
+RETURN = "return"
+NO_ADAPTATION = "no adaptation"
 JSON_NAME = "meta_test.json"
 PNG_NAME = "meta_test.png"
 
@@ -53,13 +55,48 @@ def _stderr(values: list[float]) -> float:
 def series_of(result: MetaTestResult) -> list[Series]:
     """The team curve first, then one per module and per agent (``module/<id>``, ``agent/<id>``).
 
-    In a single-agent result only the team curve exists; it is the episode return.
+    In a single-agent result only the first curve exists, named ``return`` (the episode return).
     """
-    out = [Series(TEAM, result.returns)]
+    out = [Series(TEAM if result.groups else RETURN, result.returns)]
     for group in ("module", "agent"):
         for name, returns in sorted(result.groups.get(group, {}).items()):
             out.append(Series(f"{group}/{name}", returns))
     return out
+
+
+def as_meta_test_result(
+    result: Any, algorithm: str = "RL2", env: str = "?", seed: int = 0
+) -> MetaTestResult:
+    """Any meta-test result in the common :class:`MetaTestResult` form.
+
+    A :class:`MetaTestResult` passes through. RL²'s own result
+    (``rllib_marl_meta.algorithms.rl2.MetaTestResult``: ``returns`` as a
+    ``[task, inner episode]`` array and ``agent_returns`` per agent) becomes labels
+    ``episode_1..n`` with one list of task returns per inner episode, and ``groups["agent"]``.
+    """
+    if isinstance(result, MetaTestResult):
+        return result
+    returns = np.asarray(result.returns, dtype=float)
+    if returns.ndim != 2:
+        raise TypeError(
+            f"Cannot report a {type(result).__name__}: expected MetaTestResult or a result "
+            "with a [task, inner episode] `returns` array."
+        )
+    groups: dict[str, dict[str, list[list[float]]]] = {}
+    agent_returns = getattr(result, "agent_returns", None) or {}
+    if agent_returns:
+        groups["agent"] = {
+            str(agent): np.asarray(r, dtype=float).T.tolist() for agent, r in agent_returns.items()
+        }
+    return MetaTestResult(
+        algorithm=algorithm,
+        env=env,
+        num_tasks=int(returns.shape[0]),
+        seed=seed,
+        labels=[f"episode_{i}" for i in range(1, returns.shape[1] + 1)],
+        returns=returns.T.tolist(),
+        groups=groups,
+    )
 
 
 def point_label(label: str) -> str:
@@ -88,7 +125,7 @@ def format_table(result: MetaTestResult) -> str:
     tasks, paired by task.
     """
     series = series_of(result)
-    header = ["point", *[s.name for s in series], f"Δ {TEAM}"]
+    header = ["point", *[s.name for s in series], f"Δ {series[0].name}"]
     rows = []
     team = series[0]
     for i, label in enumerate(result.labels):
@@ -156,6 +193,34 @@ def save_json(result: MetaTestResult, path: str | Path, checkpoint: str | None =
     return path
 
 
+def draw_curve(ax: Any, result: MetaTestResult) -> None:
+    """Draws the adaptation curve on a matplotlib ``Axes`` (see :func:`plot_curve`)."""
+    x = np.arange(len(result.labels))
+    series = series_of(result)
+    team = series[0]
+    mean, err = np.asarray(team.mean), np.asarray(team.stderr)
+    ax.plot(x, mean, marker="o", linewidth=2, color="C0", label=f"{team.name} (mean ± s.e.)")
+    ax.fill_between(x, mean - err, mean + err, color="C0", alpha=0.2)
+    for j, s in enumerate(series[1:], start=1):
+        ax.plot(x, s.mean, marker=".", linewidth=1, color=f"C{j % 10}", label=s.name)
+    ax.axhline(
+        mean[0],
+        color="grey",
+        linestyle="--",
+        linewidth=1,
+        label=f"{NO_ADAPTATION} ({point_label(result.labels[0])})",
+    )
+    ax.set_xticks(x, [point_label(label) for label in result.labels])
+    if len(x) > 6:
+        for tick in ax.get_xticklabels():
+            tick.set_rotation(45)
+            tick.set_horizontalalignment("right")
+    ax.set_ylabel("episode return")
+    ax.set_title(f"{result.algorithm} on {result.env}: {result.num_tasks} new tasks")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
 def plot_curve(result: MetaTestResult, path: str | Path) -> Path:
     """Saves the adaptation curve as a PNG and returns the path.
 
@@ -170,30 +235,9 @@ def plot_curve(result: MetaTestResult, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    x = np.arange(len(result.labels))
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     try:
-        series = series_of(result)
-        team = series[0]
-        mean, err = np.asarray(team.mean), np.asarray(team.stderr)
-        ax.plot(x, mean, marker="o", linewidth=2, color="C0", label=f"{TEAM} (mean ± s.e.)")
-        ax.fill_between(x, mean - err, mean + err, color="C0", alpha=0.2)
-        for j, s in enumerate(series[1:], start=1):
-            ax.plot(x, s.mean, marker=".", linewidth=1, color=f"C{j % 10}", label=s.name)
-        ax.axhline(
-            mean[0],
-            color="grey",
-            linestyle="--",
-            linewidth=1,
-            label=f"no adaptation ({point_label(result.labels[0])})",
-        )
-        ax.set_xticks(x, [point_label(label) for label in result.labels], rotation=0)
-        if len(x) > 6:
-            plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-        ax.set_ylabel("episode return")
-        ax.set_title(f"{result.algorithm} on {result.env}: {result.num_tasks} new tasks")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        draw_curve(ax, result)
         fig.tight_layout()
         fig.savefig(path, dpi=100)
     finally:
