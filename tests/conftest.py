@@ -17,6 +17,13 @@ def ray_session():
     import rllib_marl_meta  # noqa: F401  (registers envs and algorithms)
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # RLlib's multi-agent connectors iterate sets of agent IDs, whose order depends on each
+        # process's hash seed; a fixed seed makes worker processes agree (see README, MAML).
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONHASHSEED": "0"}},
+        )
     yield ray
     ray.shutdown()

@@ -21,7 +21,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.env.env_context import EnvContext
 from ray.tune.registry import ENV_CREATOR, _global_registry
 
-from rllib_marl_meta.tasks import Task, set_tasks_on_env_runner, sub_envs
+from rllib_marl_meta.tasks import Task, set_tasks_on_env_runner
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +62,33 @@ def _run_jobs(runner, payloads: dict, episodes_per_task: int | None, env_steps: 
         else:
             runner.module.set_state(job.weights[DEFAULT_MODULE_ID])
         torch.manual_seed(job.seed)
-        for j, env in enumerate(sub_envs(runner.env)):
-            env.reset(seed=job.seed + j)
         if episodes_per_task is not None:
             # Vector sub-envs may finish more episodes than asked for in their last step;
             # keep exactly `episodes_per_task`, so every task weighs the same.
-            episodes = runner.sample(num_episodes=episodes_per_task, explore=True)
-            episodes = episodes[:episodes_per_task]
+            episodes = _sample_seeded(runner, job.seed, episodes_per_task)[:episodes_per_task]
         else:
             episodes, steps = [], 0
             while steps < env_steps:
-                batch = runner.sample(num_episodes=runner.num_envs, explore=True)
+                batch = _sample_seeded(runner, job.seed + 7919 * len(episodes), runner.num_envs)
                 episodes.extend(batch)
                 steps += sum(len(e) for e in batch)
         results.append((job.task_index, episodes))
     return runner.worker_index, results, runner.get_metrics()
+
+
+def _sample_seeded(runner, seed: int, num_episodes: int) -> list:
+    """``runner.sample(num_episodes=...)`` with its envs reset under ``seed``.
+
+    RLlib resets the envs with the runner's own fixed seed (``config.seed`` + worker index)
+    at every ``sample(num_episodes=...)``: every task would replay the same initial states, and
+    they would depend on the runner. The job's seed makes them depend on the job only.
+    """
+    runner_seed = runner._seed
+    runner._seed, runner._needs_initial_reset = seed, True
+    try:
+        return runner.sample(num_episodes=num_episodes, explore=True)
+    finally:
+        runner._seed = runner_seed
 
 
 def sample_tasks(algo, jobs: list[TaskJob]) -> tuple[dict[int, list], list[dict]]:

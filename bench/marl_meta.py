@@ -1,0 +1,417 @@
+"""Multi-agent meta-RL: MAML and RL² against independent-PPO baselines, on held-out tasks.
+
+Team return (sum over agents) before and after adaptation, at a fixed env-step budget. Every
+method uses one module per agent (independent learners, ``policy_mapping_fn: agent id``) and
+the same network for the feed-forward methods, and all are tested on the same held-out tasks:
+
+- ``MAML``: meta-trained for ``--budget`` env steps, then adapted with K = 1..``--max-steps``
+  inner steps (vanilla PG, ``inner_lr``, ``episodes_per_task`` fresh episodes per step);
+- ``RL²``: per-agent GRU policies trained for ``--budget`` env steps on trials of
+  ``--max-steps`` + 1 episodes; the columns are the inner episodes of a test trial (no gradient
+  steps: RL² adapts through its hidden state, one episode per column);
+- ``random init + K steps``: the untrained network, adapted like MAML;
+- ``pretrained PPO + K steps``: independent PPO trained for ``--budget`` env steps on the whole
+  distribution (a new task every episode), its weights then adapted with MAML's inner update;
+- ``PPO from scratch``: independent PPO trained on each test task with the samples MAML adapts
+  with (``episodes_per_task`` episodes per update, K updates); on the first ``--scratch-tasks``
+  test tasks; column k is the return of the batch sampled after k PPO updates;
+- ``oracle``: independent PPO trained for ``--oracle-budget`` env steps on one test task; on the
+  first ``--oracle-tasks`` test tasks; the return of its last training batch.
+
+Prints one markdown table: mean ± standard error over test tasks of the per-task mean team
+return at each point, and the training wall time of each method.
+
+    python bench/marl_meta.py --env CooperativeNavigation --algo both
+    python bench/marl_meta.py --env MPESpread --algo both --budget 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import ray
+import torch
+from pettingzoo.utils import BaseParallelWrapper
+from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.tune.registry import register_env
+
+import rllib_marl_meta  # noqa: F401  (registers the envs and algorithms)
+from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.algorithms.rl2 import RL2Config
+from rllib_marl_meta.algorithms.rl2 import meta_test as rl2_meta_test
+from rllib_marl_meta.envs import make_env, to_rllib_env
+from rllib_marl_meta.tasks import Task, require_task_env
+
+# MAML.meta_test draws its held-out tasks with `sample_tasks(n, seed=MAML_TEST_SEED_BASE + seed)`;
+# the other methods get the same tasks (checked against MAML's when it runs).
+MAML_TEST_SEED_BASE = 10_000_019
+TEST_SEED = 1
+
+MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
+
+
+@dataclass
+class Setting:
+    env_config: dict
+    horizon: int
+    maml: dict  # MAML training settings
+    ppo: dict = field(
+        default_factory=lambda: dict(
+            train_batch_size_per_learner=2000, minibatch_size=250, num_epochs=5, lr=3e-4
+        )
+    )
+    rl2: dict = field(
+        default_factory=lambda: dict(
+            train_batch_size_per_learner=2000, minibatch_size=500, num_epochs=10, lr=1e-3
+        )
+    )
+
+
+SETTINGS = {
+    "CooperativeNavigation": Setting(
+        env_config={"num_agents": 2, "horizon": 25},
+        horizon=25,
+        maml=dict(
+            meta_batch_size=10, episodes_per_task=10, inner_lr=0.1, lr=3e-3, maml_optimizer_steps=5
+        ),
+    ),
+    "MPESpread": Setting(
+        env_config={"N": 3, "max_cycles": 25},
+        horizon=25,
+        maml=dict(
+            meta_batch_size=10, episodes_per_task=10, inner_lr=0.1, lr=3e-3, maml_optimizer_steps=5
+        ),
+    ),
+}
+
+
+# --- envs ---------------------------------------------------------------------------------------
+
+
+class NewTaskEachEpisodeParallel(BaseParallelWrapper):
+    """PettingZoo counterpart of ``NewTaskEachEpisode``: a new task from the env's RNG per reset.
+
+    A seed equal to the last one applied is not applied again (RLlib re-passes its seed on some
+    resets), so the task sequence never rewinds.
+    """
+
+    def __init__(self, env) -> None:
+        super().__init__(env)
+        self._task_env = require_task_env(env)
+        self._last_seed: int | None = None
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None and seed != self._last_seed:
+            self._last_seed = seed
+            self.env.reset(seed=seed)
+        task = self._task_env.sample_tasks(1)[0]
+        return self.env.reset(options={**(options or {}), "task": task})
+
+
+def register_bench_envs(env: str) -> tuple[str, str]:
+    """Registers the env drawing a new task per episode and the env fixed to ``config["task"]``."""
+    dist_name, fixed_name = f"{env}-new-task-each-episode", f"{env}-fixed-task"
+    register_env(
+        dist_name, lambda cfg: to_rllib_env(NewTaskEachEpisodeParallel(make_env(env, cfg)))
+    )
+    register_env(fixed_name, lambda cfg: to_rllib_env(make_env(env, cfg)))
+    return dist_name, fixed_name
+
+
+def test_tasks(env: str, setting: Setting, n: int) -> list[Task]:
+    task_env = require_task_env(make_env(env, setting.env_config))
+    return task_env.sample_tasks(n, seed=MAML_TEST_SEED_BASE + TEST_SEED)
+
+
+def as_config_task(task: Task) -> dict:
+    """A task as plain Python values (env_config travels through Ray's config checks)."""
+    return {k: np.asarray(v).tolist() for k, v in task.items()}
+
+
+def agent_ids(env: str, setting: Setting) -> list[str]:
+    return list(make_env(env, setting.env_config).possible_agents)
+
+
+def per_agent(config, agents: list[str]):
+    return config.multi_agent(
+        policies=set(agents), policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
+    )
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    method: str
+    steps: int | str
+    returns: list[list[float] | None]  # per point: one value per task (None: not measured)
+    seconds: float
+
+    def cells(self, num_points: int) -> list[str]:
+        out = []
+        for r in self.returns:
+            if r is None:
+                out.append("–")
+                continue
+            sem = np.std(r, ddof=1) / math.sqrt(len(r)) if len(r) > 1 else float("nan")
+            out.append(f"{np.mean(r):.2f} ± {sem:.2f}")
+        return out + ["–"] * (num_points - len(out))
+
+    def markdown(self, num_points: int) -> str:
+        steps = f"{self.steps:,}" if isinstance(self.steps, int) else self.steps
+        tasks = len(next(r for r in self.returns if r is not None))
+        cells = " | ".join(self.cells(num_points))
+        return f"| {self.method} | {steps} | {tasks} | {cells} | {self.seconds:.0f} s |"
+
+
+def train_until(algo, budget: int) -> int:
+    steps = 0
+    while steps < budget:
+        steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+    return steps
+
+
+class RecordReturns(RLlibCallback):
+    """Records the team return of every complete episode sampled (local EnvRunner only)."""
+
+    batches: list[list[float]] = []
+
+    def on_sample_end(self, *, samples, **kwargs) -> None:
+        RecordReturns.batches.append([float(e.get_return()) for e in samples if e.is_done])
+
+
+# --- methods ------------------------------------------------------------------------------------
+
+
+def maml_algo(env: str, setting: Setting, agents: list[str], seed: int, max_steps: int):
+    training = dict(setting.maml)
+    config = (
+        MAMLConfig()
+        .environment(env, env_config=setting.env_config)
+        .env_runners(num_envs_per_env_runner=5)
+        .rl_module(model_config=MODEL)
+        .debugging(seed=seed)
+        .training(**training)
+    )
+    return per_agent(config, agents).build_algo()
+
+
+def maml_meta_test(maml, tasks: list[Task], max_steps: int) -> list[list[float]]:
+    out = maml.meta_test(num_tasks=len(tasks), seed=TEST_SEED, adaptation_steps=max_steps)
+    for mine, theirs in zip(tasks, out["tasks"]):
+        assert all(np.allclose(mine[k], theirs[k]) for k in mine), "test tasks differ"
+    return out["returns"]
+
+
+def ppo_config(env_name: str, env_config: dict, agents: list[str], seed: int, **training):
+    config = (
+        PPOConfig()
+        .environment(env_name, env_config=env_config)
+        .rl_module(model_config=MODEL)
+        .debugging(seed=seed)
+        .training(**training)
+    )
+    return per_agent(config, agents)
+
+
+def pretrained_ppo(dist_name: str, setting: Setting, agents, budget: int, seed: int):
+    ppo = (
+        ppo_config(dist_name, setting.env_config, agents, seed, **setting.ppo)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=5)
+        .build_algo()
+    )
+    try:
+        steps = train_until(ppo, budget)
+        return ppo.learner_group.get_weights(), steps
+    finally:
+        ppo.stop()
+
+
+def ppo_on_task(
+    fixed_name: str,
+    setting: Setting,
+    agents,
+    task: Task,
+    seed: int,
+    episodes: int,
+    iterations: int,
+    **training,
+) -> list[list[float]]:
+    """PPO from scratch on one task; the episode returns of each of ``iterations`` batches.
+
+    Batch ``i`` (0-based) is sampled with the policy after ``i`` PPO updates.
+    """
+    env_config = {**setting.env_config, "task": as_config_task(task)}
+    batch = episodes * setting.horizon  # Whole episodes: the horizon is fixed.
+    ppo = (
+        ppo_config(
+            fixed_name,
+            env_config,
+            agents,
+            seed,
+            train_batch_size_per_learner=batch,
+            **training,
+        )
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=batch)
+        .callbacks(RecordReturns)
+        .build_algo()
+    )
+    try:
+        RecordReturns.batches = []
+        for _ in range(iterations):
+            ppo.train()
+        batches = list(RecordReturns.batches)
+    finally:
+        ppo.stop()
+    assert len(batches) == iterations and all(len(b) == episodes for b in batches), [
+        len(b) for b in batches
+    ]
+    return batches
+
+
+def rl2_algo(env: str, setting: Setting, agents, seed: int, episodes_per_trial: int):
+    trial_steps = setting.horizon * episodes_per_trial
+    config = (
+        RL2Config()
+        .environment(env, env_config=setting.env_config)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=4)
+        .debugging(seed=seed)
+        .training(episodes_per_trial=episodes_per_trial, max_seq_len=trial_steps, **setting.rl2)
+    )
+    return per_agent(config, agents).build_algo()
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=sorted(SETTINGS), default="CooperativeNavigation")
+    parser.add_argument("--algo", choices=["maml", "rl2", "both"], default="both")
+    parser.add_argument("--budget", type=int, default=100_000, help="env steps per method")
+    parser.add_argument("--test-tasks", type=int, default=20)
+    parser.add_argument("--max-steps", type=int, default=3, help="K, adaptation steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scratch-tasks", type=int, default=5)
+    parser.add_argument("--oracle-tasks", type=int, default=3)
+    parser.add_argument("--oracle-budget", type=int, default=30_000)
+    parser.add_argument("--no-baselines", action="store_true")
+    args = parser.parse_args()
+
+    torch.set_num_threads(1)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    setting = SETTINGS[args.env]
+    agents = agent_ids(args.env, setting)
+    dist_name, fixed_name = register_bench_envs(args.env)
+    tasks = test_tasks(args.env, setting, args.test_tasks)
+    K = args.max_steps
+    rows: list[Row] = []
+    start_all = time.perf_counter()
+
+    maml = None
+    if args.algo in ("maml", "both") or not args.no_baselines:
+        maml = maml_algo(args.env, setting, agents, args.seed, K)
+    try:
+        if maml is not None and not args.no_baselines:
+            start = time.perf_counter()
+            rows.append(Row("random init + K steps", 0, maml_meta_test(maml, tasks, K), 0.0))
+            print(f"random init meta-test: {time.perf_counter() - start:.0f} s", flush=True)
+        if args.algo in ("maml", "both"):
+            start = time.perf_counter()
+            steps = train_until(maml, args.budget)
+            seconds = time.perf_counter() - start
+            rows.append(Row("MAML", steps, maml_meta_test(maml, tasks, K), seconds))
+            print(rows[-1].markdown(K + 1), flush=True)
+        if not args.no_baselines:
+            start = time.perf_counter()
+            weights, steps = pretrained_ppo(dist_name, setting, agents, args.budget, args.seed)
+            seconds = time.perf_counter() - start
+            maml.learner_group.set_weights(weights)  # Same network: fine-tune PPO's weights.
+            rows.append(
+                Row("pretrained PPO + K steps", steps, maml_meta_test(maml, tasks, K), seconds)
+            )
+            print(rows[-1].markdown(K + 1), flush=True)
+    finally:
+        if maml is not None:
+            maml.stop()
+
+    if args.algo in ("rl2", "both"):
+        rl2 = rl2_algo(args.env, setting, agents, args.seed, K + 1)
+        try:
+            start = time.perf_counter()
+            steps = train_until(rl2, args.budget)
+            seconds = time.perf_counter() - start
+            result = rl2_meta_test(rl2, tasks=tasks, seed=TEST_SEED)
+        finally:
+            rl2.stop()
+        rows.append(Row("RL² (inner episodes 1..K+1)", steps, result.returns.T.tolist(), seconds))
+        print(rows[-1].markdown(K + 1), flush=True)
+
+    if not args.no_baselines:
+        episodes = setting.maml["episodes_per_task"]
+        start = time.perf_counter()
+        per_task = [
+            ppo_on_task(
+                fixed_name,
+                setting,
+                agents,
+                task,
+                args.seed,
+                episodes,
+                K + 1,
+                minibatch_size=max(episodes * setting.horizon // 4, 1),
+                num_epochs=10,
+                lr=1e-3,
+            )
+            for task in tasks[: args.scratch_tasks]
+        ]
+        seconds = time.perf_counter() - start
+        returns = [[float(np.mean(b[k])) for b in per_task] for k in range(K + 1)]
+        label = f"PPO from scratch ({episodes} episodes/update)"
+        rows.append(Row(label, f"{K * episodes * setting.horizon:,}/task", returns, seconds))
+        print(rows[-1].markdown(K + 1), flush=True)
+
+        start = time.perf_counter()
+        finals = []
+        for task in tasks[: args.oracle_tasks]:
+            batch = setting.ppo["train_batch_size_per_learner"]
+            iterations = max(1, math.ceil(args.oracle_budget / batch)) + 1
+            training = {k: v for k, v in setting.ppo.items() if k != "train_batch_size_per_learner"}
+            batches = ppo_on_task(
+                fixed_name,
+                setting,
+                agents,
+                task,
+                args.seed,
+                batch // setting.horizon,
+                iterations,
+                **training,
+            )
+            finals.append(float(np.mean(batches[-1])))
+        seconds = time.perf_counter() - start
+        steps = (iterations - 1) * batch
+        returns = [None] * K + [finals]
+        rows.append(Row("oracle: PPO on the test task", f"{steps:,}/task", returns, seconds))
+        print(rows[-1].markdown(K + 1), flush=True)
+
+    labels = ["pre / ep 1"] + [f"k={k} / ep {k + 1}" for k in range(1, K + 1)]
+    print()
+    print(
+        f"{args.env} {setting.env_config}, {len(agents)} agents, per-agent modules; "
+        f"team return (sum over agents), mean ± s.e. over test tasks; "
+        f"total wall time {time.perf_counter() - start_all:.0f} s"
+    )
+    print(f"| method | training env steps | test tasks | {' | '.join(labels)} | train wall time |")
+    print("|" + " --- |" * (len(labels) + 4))
+    for row in rows:
+        print(row.markdown(K + 1))
+
+
+if __name__ == "__main__":
+    main()
