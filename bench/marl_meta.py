@@ -249,6 +249,7 @@ def ppo_on_task(
     """
     env_config = {**setting.env_config, "task": as_config_task(task)}
     batch = episodes * setting.horizon  # Whole episodes: the horizon is fixed.
+    num_envs = 5 if episodes % 5 == 0 else 1  # Every sub-env samples whole episodes.
     ppo = (
         ppo_config(
             fixed_name,
@@ -258,7 +259,11 @@ def ppo_on_task(
             train_batch_size_per_learner=batch,
             **training,
         )
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=batch)
+        .env_runners(
+            num_env_runners=0,
+            num_envs_per_env_runner=num_envs,
+            rollout_fragment_length=batch // num_envs,
+        )
         .callbacks(RecordReturns)
         .build_algo()
     )

@@ -30,8 +30,11 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
     ``accel`` 5.0, so the free top speed is 2.0), the speed is clipped to ``max_speed`` and
     ``p <- p + dt * v``. Agents start uniformly in ``[-1, 1]^2`` at rest.
 
-    Observation of each agent (``4 * num_agents + 2`` floats): own position, own velocity, the
-    landmarks relative to the agent, the other agents relative to the agent (in agent order).
+    Observation of each agent: own position, own velocity and the other agents relative to the
+    agent (in agent order), ``2 * num_agents + 2`` floats. The landmarks are hidden, as the goal
+    is in the MAML paper's navigation tasks: the team must find them from its reward. Config
+    ``observe_landmarks=True`` adds the landmarks relative to the agent (``4 * num_agents + 2``
+    floats), which makes the task fully observed (a multi-task rather than a meta-RL problem).
     Reward (same for all agents): minus the sum over landmarks of the distance of the nearest
     agent, minus ``collision_penalty`` (default 0) per pair of agents closer than
     ``2 * agent_radius``. Episodes are truncated for all agents after ``horizon`` (50) steps and
@@ -64,7 +67,8 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
 
         self.possible_agents = [f"agent_{i}" for i in range(self._n)]
         self.agents: list[str] = []
-        obs_dim = 4 + 2 * self._n + 2 * (self._n - 1)
+        self.observe_landmarks = bool(config.get("observe_landmarks", False))
+        obs_dim = 4 + 2 * (self._n - 1) + (2 * self._n if self.observe_landmarks else 0)
         # One space object per agent, returned as is by observation_space(agent).
         self.observation_spaces = {
             a: spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=np.float32)
@@ -173,15 +177,10 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
 
     def _observations(self) -> dict[str, np.ndarray]:
         n = self._n
-        rel_landmarks = self._landmarks[None, :, :] - self._pos[:, None, :]
         rel_agents = (self._pos[None, :, :] - self._pos[:, None, :])[self._others]
-        obs = np.concatenate(
-            [
-                self._pos,
-                self._vel,
-                rel_landmarks.reshape(n, 2 * n),
-                rel_agents.reshape(n, 2 * (n - 1)),
-            ],
-            axis=1,
-        ).astype(np.float32)
+        parts = [self._pos, self._vel, rel_agents.reshape(n, 2 * (n - 1))]
+        if self.observe_landmarks:
+            rel_landmarks = self._landmarks[None, :, :] - self._pos[:, None, :]
+            parts.append(rel_landmarks.reshape(n, 2 * n))
+        obs = np.concatenate(parts, axis=1).astype(np.float32)
         return {agent: obs[i] for i, agent in enumerate(self.agents)}

@@ -26,22 +26,28 @@ def _zeros(env) -> dict:
 def test_spaces_and_agent_ids():
     env = CooperativeNavigation({"num_agents": 3})
     assert env.possible_agents == ["agent_0", "agent_1", "agent_2"]
-    assert env.observation_space("agent_1").shape == (4 * 3 + 2,)
+    assert env.observation_space("agent_1").shape == (2 * 3 + 2,)  # Landmarks hidden.
+    seeing = CooperativeNavigation({"num_agents": 3, "observe_landmarks": True})
+    assert seeing.observation_space("agent_1").shape == (4 * 3 + 2,)
     assert env.action_space("agent_1").shape == (2,)
     assert env.state_space.shape == (18,)
     assert env.agents == []  # Agents appear at reset.
 
 
-def test_observation_layout():
+@pytest.mark.parametrize("observe_landmarks", [False, True])
+def test_observation_layout(observe_landmarks):
     env = _env()
+    env.observe_landmarks = observe_landmarks
     obs, _ = env.reset(seed=1)
     pos = np.stack([obs[a][:2] for a in env.agents])
     for i, agent in enumerate(env.agents):
         o = obs[agent]
+        assert o.shape == ((4 if observe_landmarks else 2) * 3 + 2,)
         np.testing.assert_array_equal(o[2:4], [0.0, 0.0])  # Agents start at rest.
-        np.testing.assert_allclose(o[4:10].reshape(3, 2), LANDMARKS - pos[i], atol=1e-6)
         others = np.delete(pos, i, axis=0) - pos[i]
-        np.testing.assert_allclose(o[10:].reshape(2, 2), others, atol=1e-6)
+        np.testing.assert_allclose(o[4:8].reshape(2, 2), others, atol=1e-6)
+        if observe_landmarks:
+            np.testing.assert_allclose(o[8:].reshape(3, 2), LANDMARKS - pos[i], atol=1e-6)
     np.testing.assert_allclose(env.state()[:6], pos.ravel(), atol=1e-6)
     np.testing.assert_allclose(env.state()[12:], LANDMARKS.ravel(), atol=1e-6)
 
@@ -139,7 +145,7 @@ def test_invalid_config(config):
 def test_single_agent_version_works():
     env = CooperativeNavigation({"num_agents": 1})
     obs, _ = env.reset(seed=0)
-    assert obs["agent_0"].shape == (6,)
+    assert obs["agent_0"].shape == (4,)
     env.step({"agent_0": np.zeros(2)})
 
 
