@@ -285,7 +285,7 @@ def rl2_algo(env: str, setting: Setting, agents, seed: int, episodes_per_trial: 
     config = (
         RL2Config()
         .environment(env, env_config=setting.env_config)
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=4)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
         .debugging(seed=seed)
         .training(episodes_per_trial=episodes_per_trial, max_seq_len=trial_steps, **setting.rl2)
     )
@@ -306,12 +306,18 @@ def main() -> None:
     parser.add_argument("--scratch-tasks", type=int, default=5)
     parser.add_argument("--oracle-tasks", type=int, default=3)
     parser.add_argument("--oracle-budget", type=int, default=30_000)
-    parser.add_argument("--no-baselines", action="store_true")
+    parser.add_argument("--no-baselines", action="store_true", help="MAML / RL² rows only")
+    parser.add_argument("--inner-lr", type=float, help="override the MAML setting")
+    parser.add_argument("--episodes-per-task", type=int, help="override the MAML setting")
+    parser.add_argument("--meta-batch-size", type=int, help="override the MAML setting")
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     setting = SETTINGS[args.env]
+    for name in ("inner_lr", "episodes_per_task", "meta_batch_size"):
+        if getattr(args, name) is not None:
+            setting.maml[name] = getattr(args, name)
     agents = agent_ids(args.env, setting)
     dist_name, fixed_name = register_bench_envs(args.env)
     tasks = test_tasks(args.env, setting, args.test_tasks)
