@@ -67,7 +67,7 @@ class Setting:
     )
     rl2: dict = field(
         default_factory=lambda: dict(
-            train_batch_size_per_learner=2000, minibatch_size=500, num_epochs=10, lr=1e-3
+            train_batch_size_per_learner=2000, minibatch_size=500, num_epochs=5, lr=1e-3
         )
     )
 

@@ -133,7 +133,24 @@ class _TaskSampler:
         return self.task_env.sample_tasks(1, seed=int(self.rng.integers(2**31 - 1)))[0]
 
 
-class RL2TrialWrapper(gym.Wrapper):
+class _TrialProgress:
+    """Where a trial wrapper is: its task and the index of the current inner episode."""
+
+    _task: Task | None
+    _episode_index: int
+
+    @property
+    def task(self) -> Task | None:
+        """The task of the current trial."""
+        return self._task
+
+    @property
+    def inner_episode(self) -> int:
+        """0-based index of the current inner episode."""
+        return self._episode_index
+
+
+class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
     """Turns a single-agent task env into RL² trials of ``episodes_per_trial`` episodes.
 
     ``reset()`` draws a new task (``reset(options={"task": t})`` uses ``t``); inner-episode
@@ -153,16 +170,6 @@ class RL2TrialWrapper(gym.Wrapper):
         self._episode_index = 0
         self._episode_return = 0.0
         self._returns: list[float] = []
-
-    @property
-    def task(self) -> Task | None:
-        """The task of the current trial."""
-        return self._task
-
-    @property
-    def inner_episode(self) -> int:
-        """0-based index of the current inner episode."""
-        return self._episode_index
 
     def reset(
         self, *, seed: int | None = None, options: dict | None = None
@@ -220,7 +227,7 @@ def _as_multi_agent_env(env: Any) -> Any:
     return env
 
 
-class MultiAgentRL2TrialWrapper(MultiAgentEnv):
+class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
     """RL² trials for an RLlib ``MultiAgentEnv`` (or a PettingZoo ``ParallelEnv``), per agent.
 
     Every agent's observation is augmented with its own previous action, previous reward and
@@ -270,16 +277,6 @@ class MultiAgentRL2TrialWrapper(MultiAgentEnv):
         self._inner_seen: set[Hashable] = set()
         self._inner_done: set[Hashable] = set()
         self._episode_return = {a: 0.0 for a in self.possible_agents}
-
-    @property
-    def task(self) -> Task | None:
-        """The task of the current trial."""
-        return self._task
-
-    @property
-    def inner_episode(self) -> int:
-        """0-based index of the current inner episode."""
-        return self._episode_index
 
     def _emit(self, agent: Hashable, obs: Any, done_flag: bool) -> tuple[np.ndarray, float]:
         reward = self._pending_reward.pop(agent, 0.0)
