@@ -8,7 +8,8 @@ the same network for the feed-forward methods, and all are tested on the same he
   inner steps (vanilla PG, ``inner_lr``, ``episodes_per_task`` fresh episodes per step);
 - ``RL²``: per-agent GRU policies trained for ``--budget`` env steps on trials of
   ``--max-steps`` + 1 episodes; the columns are the inner episodes of a test trial (no gradient
-  steps: RL² adapts through its hidden state, one episode per column);
+  steps: RL² adapts through its hidden state), averaged per task over ``episodes_per_task``
+  trials, as many episodes as each of MAML's points;
 - ``random init + K steps``: the untrained network, adapted like MAML;
 - ``pretrained PPO + K steps``: independent PPO trained for ``--budget`` env steps on the whole
   distribution (a new task every episode), its weights then adapted with MAML's inner update;
@@ -19,15 +20,18 @@ the same network for the feed-forward methods, and all are tested on the same he
   first ``--oracle-tasks`` test tasks; the return of its last training batch.
 
 Prints one markdown table: mean ± standard error over test tasks of the per-task mean team
-return at each point, and the training wall time of each method.
+return at each point, the change from the first to the last point (paired by task) and the
+training wall time of each method. ``--env-config '{"observe_landmarks": true}'`` (JSON, merged
+into the env config) runs CooperativeNavigation with the landmarks observed.
 
-    python bench/marl_meta.py --env CooperativeNavigation --algo both
-    python bench/marl_meta.py --env MPESpread --algo both --budget 100000
+    python bench/marl_meta.py --env CooperativeNavigation --algo both    # about 8 minutes
+    python bench/marl_meta.py --env MPESpread --algo both --budget 60000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -76,8 +80,9 @@ SETTINGS = {
     "CooperativeNavigation": Setting(
         env_config={"num_agents": 2, "horizon": 25},
         horizon=25,
+        # inner_lr: best of 0.03 / 0.1 / 0.3 / 0.5 / 1.0 at the default budget (README).
         maml=dict(
-            meta_batch_size=10, episodes_per_task=10, inner_lr=0.1, lr=3e-3, maml_optimizer_steps=5
+            meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
         ),
     ),
     "MPESpread": Setting(
@@ -154,20 +159,25 @@ class Row:
     seconds: float
 
     def cells(self, num_points: int) -> list[str]:
-        out = []
-        for r in self.returns:
-            if r is None:
-                out.append("–")
-                continue
-            sem = np.std(r, ddof=1) / math.sqrt(len(r)) if len(r) > 1 else float("nan")
-            out.append(f"{np.mean(r):.2f} ± {sem:.2f}")
-        return out + ["–"] * (num_points - len(out))
+        out = ["–" if r is None else mean_sem(r) for r in self.returns]
+        out += ["–"] * (num_points - len(out))
+        first, last = self.returns[0], self.returns[-1]
+        # The change from the first to the last point, paired by task.
+        gain = "–" if first is None else mean_sem(np.asarray(last) - np.asarray(first), sign=True)
+        return out + [gain]
 
     def markdown(self, num_points: int) -> str:
         steps = f"{self.steps:,}" if isinstance(self.steps, int) else self.steps
         tasks = len(next(r for r in self.returns if r is not None))
         cells = " | ".join(self.cells(num_points))
         return f"| {self.method} | {steps} | {tasks} | {cells} | {self.seconds:.0f} s |"
+
+
+def mean_sem(values, sign: bool = False) -> str:
+    """``mean ± standard error`` of ``values`` (one per task)."""
+    values = np.asarray(values, dtype=np.float64)
+    sem = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{values.mean():{'+' if sign else ''}.2f} ± {sem:.2f}"
 
 
 def train_until(algo, budget: int) -> int:
@@ -189,15 +199,15 @@ class RecordReturns(RLlibCallback):
 # --- methods ------------------------------------------------------------------------------------
 
 
-def maml_algo(env: str, setting: Setting, agents: list[str], seed: int, max_steps: int):
-    training = dict(setting.maml)
+def maml_algo(env: str, setting: Setting, agents: list[str], seed: int):
+    """MAML meta-trained with one inner step (``inner_adaptation_steps`` = 1, the default)."""
     config = (
         MAMLConfig()
         .environment(env, env_config=setting.env_config)
         .env_runners(num_envs_per_env_runner=5)
         .rl_module(model_config=MODEL)
         .debugging(seed=seed)
-        .training(**training)
+        .training(**setting.maml)
     )
     return per_agent(config, agents).build_algo()
 
@@ -299,14 +309,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", choices=sorted(SETTINGS), default="CooperativeNavigation")
     parser.add_argument("--algo", choices=["maml", "rl2", "both"], default="both")
-    parser.add_argument("--budget", type=int, default=100_000, help="env steps per method")
+    parser.add_argument("--budget", type=int, default=150_000, help="env steps per method")
     parser.add_argument("--test-tasks", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=3, help="K, adaptation steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch-tasks", type=int, default=5)
-    parser.add_argument("--oracle-tasks", type=int, default=3)
-    parser.add_argument("--oracle-budget", type=int, default=30_000)
+    parser.add_argument("--oracle-tasks", type=int, default=2)
+    parser.add_argument("--oracle-budget", type=int, help="env steps per task (default: --budget)")
     parser.add_argument("--no-baselines", action="store_true", help="MAML / RL² rows only")
+    parser.add_argument("--env-config", type=json.loads, default={}, help="JSON, merged in")
     parser.add_argument("--inner-lr", type=float, help="override the MAML setting")
     parser.add_argument("--episodes-per-task", type=int, help="override the MAML setting")
     parser.add_argument("--meta-batch-size", type=int, help="override the MAML setting")
@@ -315,6 +326,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     setting = SETTINGS[args.env]
+    setting.env_config.update(args.env_config)
     for name in ("inner_lr", "episodes_per_task", "meta_batch_size"):
         if getattr(args, name) is not None:
             setting.maml[name] = getattr(args, name)
@@ -327,7 +339,7 @@ def main() -> None:
 
     maml = None
     if args.algo in ("maml", "both") or not args.no_baselines:
-        maml = maml_algo(args.env, setting, agents, args.seed, K)
+        maml = maml_algo(args.env, setting, agents, args.seed)
     try:
         if maml is not None and not args.no_baselines:
             start = time.perf_counter()
@@ -358,10 +370,16 @@ def main() -> None:
             start = time.perf_counter()
             steps = train_until(rl2, args.budget)
             seconds = time.perf_counter() - start
-            result = rl2_meta_test(rl2, tasks=tasks, seed=TEST_SEED)
+            # Several trials per task, so each task's point is a mean over as many episodes
+            # as MAML's (``episodes_per_task``).
+            trials = setting.maml["episodes_per_task"]
+            result = rl2_meta_test(
+                rl2, tasks=[t for t in tasks for _ in range(trials)], seed=TEST_SEED
+            )
         finally:
             rl2.stop()
-        rows.append(Row("RL² (inner episodes 1..K+1)", steps, result.returns.T.tolist(), seconds))
+        per_task = result.returns.reshape(len(tasks), trials, K + 1).mean(axis=1)
+        rows.append(Row("RL² (inner episodes 1..K+1)", steps, per_task.T.tolist(), seconds))
         print(rows[-1].markdown(K + 1), flush=True)
 
     if not args.no_baselines:
@@ -392,7 +410,8 @@ def main() -> None:
         finals = []
         for task in tasks[: args.oracle_tasks]:
             batch = setting.ppo["train_batch_size_per_learner"]
-            iterations = max(1, math.ceil(args.oracle_budget / batch)) + 1
+            oracle_budget = args.oracle_budget or args.budget
+            iterations = max(1, math.ceil(oracle_budget / batch)) + 1
             training = {k: v for k, v in setting.ppo.items() if k != "train_batch_size_per_learner"}
             batches = ppo_on_task(
                 fixed_name,
@@ -418,8 +437,11 @@ def main() -> None:
         f"team return (sum over agents), mean ± s.e. over test tasks; "
         f"total wall time {time.perf_counter() - start_all:.0f} s"
     )
-    print(f"| method | training env steps | test tasks | {' | '.join(labels)} | train wall time |")
-    print("|" + " --- |" * (len(labels) + 4))
+    print(
+        f"| method | training env steps | test tasks | {' | '.join(labels)} | last − first "
+        "| train wall time |"
+    )
+    print("|" + " --- |" * (len(labels) + 5))
     for row in rows:
         print(row.markdown(K + 1))
 
