@@ -27,3 +27,22 @@ def ray_session():
         )
     yield ray
     ray.shutdown()
+
+
+def aec_cooperative_navigation(config: dict):
+    """CooperativeNavigation as a PettingZoo AECEnv under RLlib's turn-based PettingZooEnv."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+    from ray.rllib.env.wrappers.pettingzoo_env import PettingZooEnv
+
+    from rllib_marl_meta.envs.cooperative_navigation import CooperativeNavigation
+
+    return PettingZooEnv(parallel_to_aec(CooperativeNavigation(dict(config))))
+
+
+@pytest.fixture(scope="session")
+def aec_env_name(ray_session) -> str:
+    """The registered name of ``aec_cooperative_navigation`` (a turn-based AEC env)."""
+    from ray.tune.registry import register_env
+
+    register_env("AECCooperativeNavigation", aec_cooperative_navigation)
+    return "AECCooperativeNavigation"

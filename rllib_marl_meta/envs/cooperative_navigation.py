@@ -28,7 +28,9 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
     Dynamics (per step of ``dt`` = 0.1): an agent's action ``a`` in ``[-1, 1]^2`` is an
     acceleration command, ``v <- (1 - damping) * v + accel * dt * a`` (``damping`` 0.25,
     ``accel`` 5.0, so the free top speed is 2.0), the speed is clipped to ``max_speed`` and
-    ``p <- p + dt * v``. Agents start uniformly in ``[-1, 1]^2`` at rest.
+    ``p <- p + dt * v``. Agents start at rest, uniformly in ``[-spawn_range, spawn_range]^2``
+    (config ``spawn_range``, default 1.0; a small value starts the team near the origin, as
+    the MAML paper's navigation agent starts, which makes one gradient step go further).
 
     Observation of each agent: own position, own velocity and the other agents relative to the
     agent (in agent order), ``2 * num_agents + 2`` floats. The landmarks are hidden, as the goal
@@ -57,6 +59,11 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
         self.damping = float(config.get("damping", 0.25))
         self.agent_radius = float(config.get("agent_radius", 0.05))
         self.collision_penalty = float(config.get("collision_penalty", 0.0))
+        self.spawn_range = float(config.get("spawn_range", 1.0))
+        if self.spawn_range < 0:
+            raise ValueError(
+                f"CooperativeNavigation needs spawn_range >= 0, got {self.spawn_range}."
+            )
         low, high = config.get("max_speed_range", (0.5, 2.0))
         if config.get("max_speed") is not None:
             low = high = float(config["max_speed"])
@@ -119,7 +126,7 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
             self.np_random, _ = seeding.np_random(seed)
         self._reset_task_from_options(options)
         self.agents = list(self.possible_agents)
-        self._pos = self.np_random.uniform(-1.0, 1.0, size=(self._n, 2))
+        self._pos = self.np_random.uniform(-self.spawn_range, self.spawn_range, size=(self._n, 2))
         self._vel = np.zeros((self._n, 2))
         self._t = 0
         return self._observations(), {a: {} for a in self.agents}

@@ -136,7 +136,15 @@ def test_default_task_spreads_the_landmarks():
     assert task["max_speed"] == pytest.approx(1.25)
 
 
-@pytest.mark.parametrize("config", [{"num_agents": 0}, {"horizon": 0}])
+def test_spawn_range_bounds_the_start_positions():
+    for spawn_range in (0.1, 1.0):
+        env = CooperativeNavigation({"num_agents": 3, "spawn_range": spawn_range})
+        starts = np.concatenate([env.reset(seed=s)[0]["agent_0"][:2] for s in range(200)])
+        assert np.abs(starts).max() <= spawn_range + 1e-6
+        assert np.abs(starts).max() > 0.9 * spawn_range
+
+
+@pytest.mark.parametrize("config", [{"num_agents": 0}, {"horizon": 0}, {"spawn_range": -1}])
 def test_invalid_config(config):
     with pytest.raises(ValueError):
         CooperativeNavigation(config)

@@ -10,6 +10,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.tasks import TaskSettableMixin, TaskSpace
+from tests.conftest import aec_cooperative_navigation
 
 AGENTS = ("agent_0", "agent_1")
 
@@ -144,31 +145,16 @@ def test_agents_that_finish_early_or_join_late_adapt_without_error(ray_session):
     assert np.isfinite(result["adaptation_delta"])
 
 
-def aec_cooperative_navigation(config):
-    """CooperativeNavigation as a PettingZoo AECEnv under RLlib's turn-based PettingZooEnv."""
-    from pettingzoo.utils.conversions import parallel_to_aec
-    from ray.rllib.env.wrappers.pettingzoo_env import PettingZooEnv
-
-    from rllib_marl_meta.envs.cooperative_navigation import CooperativeNavigation
-
-    return PettingZooEnv(parallel_to_aec(CooperativeNavigation(dict(config))))
-
-
-def test_pettingzoo_aec_env_runs_maml_and_reaches_the_inner_env_task(ray_session):
-    from ray.tune.registry import register_env
-
+def test_pettingzoo_aec_env_runs_maml_and_reaches_the_inner_env_task(aec_env_name):
     from rllib_marl_meta.tasks import find_task_env
 
-    register_env("AECCooperativeNavigation", aec_cooperative_navigation)
     env = aec_cooperative_navigation({"horizon": 10})
     task = env.env.unwrapped.sample_tasks(1, seed=0)[0] if hasattr(env.env, "unwrapped") else None
     inner = find_task_env(env)
     inner.set_task(task)
     np.testing.assert_array_equal(inner.get_task()["landmarks"], task["landmarks"])
 
-    config = multi_agent_config("per_agent").environment(
-        "AECCooperativeNavigation", env_config={"horizon": 10}
-    )
+    config = multi_agent_config("per_agent").environment(aec_env_name, env_config={"horizon": 10})
     algo = config.build_algo()
     try:
         result = algo.train()

@@ -263,6 +263,54 @@ def test_multi_agent_rl2_on_cooperative_navigation(ray_session):
     assert set(result.agent_returns) == {"agent_0", "agent_1"}
 
 
+def test_multi_agent_rl2_on_a_turn_based_aec_env(aec_env_name):
+    """A PettingZoo AECEnv: one agent acts per step; each keeps its own trial history."""
+    config = small_rl2_config(
+        env=aec_env_name, env_config={"num_agents": 2, "horizon": 4}, episodes_per_trial=2
+    ).multi_agent(
+        policies={"agent_0", "agent_1"},
+        policy_mapping_fn=lambda agent_id, episode, **kw: agent_id,
+    )
+    algo = config.build_algo()
+    try:
+        runners = algo.train()["env_runners"]
+        result = meta_test(algo, num_tasks=3, seed=0)
+    finally:
+        algo.stop()
+    for i in (1, 2):
+        per_agent = runners[f"agent_trial_episode_{i}_return_mean"]
+        assert set(per_agent) == {"agent_0", "agent_1"}
+        assert all(np.isfinite(v) and v < 0 for v in per_agent.values())
+    assert result.returns.shape == (3, 2)
+    np.testing.assert_allclose(
+        result.returns, result.agent_returns["agent_0"] + result.agent_returns["agent_1"]
+    )
+
+
+def test_multi_agent_rl2_groups_agents_by_role(ray_session):
+    roles = {"agent_0": "leader", "agent_1": "follower", "agent_2": "follower"}
+    config = small_rl2_config(
+        env="CooperativeNavigation",
+        env_config={"num_agents": 3, "horizon": 3},
+        episodes_per_trial=2,
+    ).multi_agent(
+        policies={"leader", "follower"},
+        policy_mapping_fn=lambda agent_id, episode, **kw: roles[agent_id],
+    )
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        weights = algo.learner_group.get_weights()
+    finally:
+        algo.stop()
+    assert set(weights) == {"leader", "follower"}
+    assert set(result["learners"]) >= {"leader", "follower"}
+    per_agent = result["env_runners"]["agent_trial_episode_2_return_mean"]
+    assert set(per_agent) == set(roles)
+    # A shared reward: every agent of the team gets the same return.
+    assert per_agent["agent_1"] == pytest.approx(per_agent["agent_0"], rel=1e-6)
+
+
 # --- meta_test -------------------------------------------------------------------------------
 
 

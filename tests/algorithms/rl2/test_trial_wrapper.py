@@ -199,3 +199,22 @@ def test_pettingzoo_parallel_env_is_wrapped_for_rllib():
         np.testing.assert_array_equal(task_now["landmarks"], task["landmarks"])
     assert steps == 6
     assert len(infos["agent_0"]["inner_episode_returns"]) == 2
+
+
+def test_turn_based_aec_env_keeps_a_trial_history_per_agent():
+    """RLlib's turn-based PettingZooEnv: one agent acts per step, the others' histories wait."""
+    from tests.conftest import aec_cooperative_navigation
+
+    env = make_trial_env(aec_cooperative_navigation({"num_agents": 2, "horizon": 2}), 2)
+    assert isinstance(env, MultiAgentRL2TrialWrapper)
+    obs, _ = env.reset(seed=0)
+    assert set(obs) == {"agent_0"}
+    prev = {"agent_0": [0.5, -0.5], "agent_1": [-0.25, 0.75]}
+    obs, *_ = env.step({"agent_0": np.array(prev["agent_0"], np.float32)})
+    assert set(obs) == {"agent_1"}
+    np.testing.assert_allclose(obs["agent_1"][6:8], [0.0, 0.0])  # agent_1 has not acted yet.
+    obs, *_ = env.step({"agent_1": np.array(prev["agent_1"], np.float32)})
+    assert set(obs) == {"agent_0"}
+    np.testing.assert_allclose(obs["agent_0"][6:8], prev["agent_0"])  # Its own last action.
+    obs, *_ = env.step({"agent_0": np.zeros(2, np.float32)})
+    np.testing.assert_allclose(obs["agent_1"][6:8], prev["agent_1"])
