@@ -23,3 +23,12 @@ def small_maml_config(**training) -> MAMLConfig:
 @pytest.fixture
 def maml_config(ray_session):
     return small_maml_config
+
+
+def held_out_returns(algo, num_tasks: int) -> tuple[float, float]:
+    """Mean return over ``num_tasks`` held-out tasks (meta_test seed 1): pre and after 1 step."""
+    import numpy as np
+
+    result = algo.meta_test(num_tasks=num_tasks, seed=1)
+    pre, post = (float(np.mean(r)) for r in result["returns"])
+    return pre, post

@@ -13,15 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
+from tests.algorithms.maml.conftest import held_out_returns
 
 POST_IMPROVEMENT_MARGIN = 1.5
 ADAPTATION_GAIN_MARGIN = 2.0
-
-
-def held_out_curve(algo) -> tuple[float, float]:
-    result = algo.meta_test(num_tasks=20, seed=1)
-    pre, post = (float(np.mean(r)) for r in result["returns"])
-    return pre, post
 
 
 def test_maml_meta_learns_to_adapt_on_point_navigation(ray_session):
@@ -34,10 +29,10 @@ def test_maml_meta_learns_to_adapt_on_point_navigation(ray_session):
     )
     algo = config.build_algo()
     try:
-        pre_before, post_before = held_out_curve(algo)
+        pre_before, post_before = held_out_returns(algo, num_tasks=20)
         for _ in range(15):
             result = algo.train()
-        pre_after, post_after = held_out_curve(algo)
+        pre_after, post_after = held_out_returns(algo, num_tasks=20)
     finally:
         algo.stop()
     print(

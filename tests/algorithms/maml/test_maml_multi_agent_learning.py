@@ -16,17 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
+from tests.algorithms.maml.conftest import held_out_returns
 
 AGENTS = ("agent_0", "agent_1")
 TEAM_ADAPTATION_GAIN_MARGIN = 8.0  # Held-out post - pre after training; measured 12.6-14.4.
 POST_IMPROVEMENT_MARGIN = 8.0  # Held-out post-adaptation return, after - before; 14.1-16.6.
 TRAIN_DELTA_MARGIN = 3.0  # Mean team adaptation_delta over the last 5 iterations.
-
-
-def held_out_team_returns(algo) -> tuple[float, float]:
-    result = algo.meta_test(num_tasks=16, seed=1)
-    pre, post = (float(np.mean(r)) for r in result["returns"])
-    return pre, post
 
 
 def test_team_meta_learns_to_adapt_on_cooperative_navigation(ray_session):
@@ -52,12 +47,12 @@ def test_team_meta_learns_to_adapt_on_cooperative_navigation(ray_session):
     )
     algo = config.build_algo()
     try:
-        pre_before, post_before = held_out_team_returns(algo)
+        pre_before, post_before = held_out_returns(algo, num_tasks=16)
         deltas = []
         for _ in range(20):
             result = algo.train()
             deltas.append(result["adaptation_delta"])
-        pre_after, post_after = held_out_team_returns(algo)
+        pre_after, post_after = held_out_returns(algo, num_tasks=16)
     finally:
         algo.stop()
     print(

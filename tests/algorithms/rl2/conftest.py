@@ -40,3 +40,17 @@ def small_rl2_config(
         .debugging(seed=0)
         .training(**settings)
     )
+
+
+def train_then_meta_test(config: RL2Config, iterations: int, num_tasks: int):
+    """Builds ``config``, trains ``iterations`` times, meta-tests; the last ``env_runners`` results
+    and the ``MetaTestResult``."""
+    from rllib_marl_meta.algorithms.rl2 import meta_test
+
+    algo = config.build_algo()
+    try:
+        for _ in range(iterations):
+            runners = algo.train()["env_runners"]
+        return runners, meta_test(algo, num_tasks=num_tasks, seed=0)
+    finally:
+        algo.stop()

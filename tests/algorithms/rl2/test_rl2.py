@@ -14,7 +14,7 @@ from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from rllib_marl_meta.algorithms.rl2 import RL2, RL2Catalog, RL2Config, meta_test
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import RL2TrialWrapper
 from rllib_marl_meta.tasks import TaskAPIError
-from tests.algorithms.rl2.conftest import small_rl2_config
+from tests.algorithms.rl2.conftest import small_rl2_config, train_then_meta_test
 from tests.algorithms.rl2.tiny_envs import NoTaskEnv, TwoAgentEnv
 
 # --- validate() ------------------------------------------------------------------------------
@@ -221,13 +221,8 @@ def test_multi_agent_rl2_reports_per_agent_metrics(ray_session):
     config = small_rl2_config(env=TwoAgentEnv, env_config={}, episodes_per_trial=2).multi_agent(
         policies={"fast", "slow"}, policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
     )
-    algo = config.build_algo()
-    try:
-        for _ in range(3):  # Several updates on trials in which `fast` waits for `slow`.
-            runners = algo.train()["env_runners"]
-        result = meta_test(algo, num_tasks=4, seed=0)
-    finally:
-        algo.stop()
+    # Several updates on trials in which `fast` waits for `slow`.
+    runners, result = train_then_meta_test(config, iterations=3, num_tasks=4)
     for i in (1, 2):
         per_agent = runners[f"agent_trial_episode_{i}_return_mean"]
         assert set(per_agent) == {"fast", "slow"}
@@ -251,12 +246,7 @@ def test_multi_agent_rl2_on_cooperative_navigation(ray_session):
         env_config={"num_agents": 2, "horizon": 5},
         episodes_per_trial=2,
     ).multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, episode, **kw: "shared")
-    algo = config.build_algo()
-    try:
-        runners = algo.train()["env_runners"]
-        result = meta_test(algo, num_tasks=3, seed=0)
-    finally:
-        algo.stop()
+    runners, result = train_then_meta_test(config, iterations=1, num_tasks=3)
     assert set(runners["agent_trial_episode_2_return_mean"]) == {"agent_0", "agent_1"}
     assert runners["episode_len_mean"] == 10
     assert result.returns.shape == (3, 2)
@@ -271,12 +261,7 @@ def test_multi_agent_rl2_on_a_turn_based_aec_env(aec_env_name):
         policies={"agent_0", "agent_1"},
         policy_mapping_fn=lambda agent_id, episode, **kw: agent_id,
     )
-    algo = config.build_algo()
-    try:
-        runners = algo.train()["env_runners"]
-        result = meta_test(algo, num_tasks=3, seed=0)
-    finally:
-        algo.stop()
+    runners, result = train_then_meta_test(config, iterations=1, num_tasks=3)
     for i in (1, 2):
         per_agent = runners[f"agent_trial_episode_{i}_return_mean"]
         assert set(per_agent) == {"agent_0", "agent_1"}
