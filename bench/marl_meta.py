@@ -24,8 +24,8 @@ return at each point, the change from the first to the last point (paired by tas
 training wall time of each method. ``--env-config '{"observe_landmarks": true}'`` (JSON, merged
 into the env config) runs CooperativeNavigation with the landmarks observed.
 
-    python bench/marl_meta.py --env CooperativeNavigation --algo both    # about 8 minutes
-    python bench/marl_meta.py --env MPESpread --algo both --budget 60000
+    python bench/marl_meta.py --env CooperativeNavigation --algo both    # about 10 minutes
+    python bench/marl_meta.py --env MPESpread --algo both --budget 60000    # about 8 minutes
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def scratch_row(fixed_name: str, setting: Setting, agents, tasks, K: int, args) 
     ]
     seconds = time.perf_counter() - start
     returns = [[float(np.mean(b[k])) for b in per_task] for k in range(K + 1)]
-    label = f"PPO from scratch ({episodes} episodes/update)"
+    label = f"(b) PPO from scratch ({episodes} episodes/update)"
     return Row(label, f"{K * episodes * setting.horizon:,}/task", returns, seconds)
 
 
@@ -343,7 +343,9 @@ def oracle_row(fixed_name: str, setting: Setting, agents, tasks, K: int, args) -
         finals.append(float(np.mean(batches[-1])))
     seconds = time.perf_counter() - start
     steps = (iterations - 1) * batch
-    return Row("oracle: PPO on the test task", f"{steps:,}/task", [None] * K + [finals], seconds)
+    return Row(
+        "(c) oracle: PPO on the test task", f"{steps:,}/task", [None] * K + [finals], seconds
+    )
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -401,7 +403,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
             maml.learner_group.set_weights(weights)  # Same network: fine-tune PPO's weights.
             rows.append(
-                Row("pretrained PPO + K steps", steps, maml_meta_test(maml, tasks, K), seconds)
+                Row("(a) pretrained PPO + K steps", steps, maml_meta_test(maml, tasks, K), seconds)
             )
             print(rows[-1].markdown(K + 1), flush=True)
     finally:

@@ -179,6 +179,29 @@ def init_ray(args: argparse.Namespace) -> bool:
 # --- train ---------------------------------------------------------------------------------------
 
 
+def check_trials_fit(experiments: Sequence[Experiment], on_cluster: bool) -> None:
+    """Fails early when one trial needs more CPUs than Ray has (Tune would wait forever).
+
+    On a cluster (``--ray-address``) this only warns: an autoscaler may add nodes.
+    """
+    import ray
+
+    available = float(ray.cluster_resources().get("CPU", 0.0))
+    for experiment in experiments:
+        needed = experiment.cpus_per_trial()
+        if needed <= available:
+            continue
+        message = (
+            f"experiment {experiment.name!r}: one trial needs {needed:g} CPUs (1 for the "
+            f"algorithm, 1 per EnvRunner and remote Learner) but Ray has {available:g}. Lower "
+            f"`num_env_runners` (e.g. --config '{{\"num_env_runners\": 1}}')"
+        )
+        if on_cluster:
+            print(f"{PROG}: warning: {message}, or make sure the cluster can scale up.")
+        else:
+            raise CLIError(f"{message}, or start Ray with more CPUs (--num-cpus).")
+
+
 def _max_setting(experiment: Experiment, key: str, default: int) -> int:
     """The largest value a setting can take in an experiment's search space."""
     value = experiment.param_space.get(key, None)
@@ -336,6 +359,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     os.environ["RAY_AIR_NEW_OUTPUT"] = previous or "0"
     started = init_ray(args)
     try:
+        on_cluster = bool(args.ray_address or os.environ.get("RAY_ADDRESS")) or not started
+        check_trials_fit(experiments, on_cluster=on_cluster)
         failed = sum(run_experiment(e, args.verbose) for e in experiments)
     finally:
         if started:

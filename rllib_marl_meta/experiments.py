@@ -581,6 +581,14 @@ class Experiment:
             return {**default, **sample}
         return default.update_from_dict(copy.deepcopy(dict(sample)))
 
+    def cpus_per_trial(self) -> float:
+        """The most CPUs one trial asks Tune for (driver, EnvRunners, Learners), over samples."""
+        most = 0.0
+        for sample in itertools.islice(_variants(self.param_space), MAX_VALIDATED_VARIANTS):
+            request = self.algo_class.default_resource_request(self.algorithm_config(sample))
+            most = max(most, float(request.required_resources.get("CPU", 0.0)))
+        return most
+
     def validate(self) -> None:
         """Runs the algorithm config's ``validate()`` on representative samples."""
         for sample in itertools.islice(_variants(self.param_space), MAX_VALIDATED_VARIANTS):

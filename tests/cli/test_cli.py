@@ -206,6 +206,32 @@ def test_bad_overrides(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_trial_larger_than_the_local_ray_instance_exits_2_before_tune_waits(tmp_path):
+    """Tune would leave such a trial PENDING forever; the CLI names the fix instead."""
+    with isolated_ray_env() as env:
+        train = run(
+            [
+                *PYTHON_M,
+                "train",
+                "-f",
+                COOP,
+                "--config",
+                json.dumps({**TINY, "num_env_runners": 3}),
+                "--storage-path",
+                str(tmp_path / "results"),
+                "--num-cpus",
+                "2",
+            ],
+            env,
+            timeout=120,
+        )
+    assert train.returncode == 2, train.stdout[-2000:] + train.stderr[-2000:]
+    assert "one trial needs 4 CPUs" in train.stderr
+    assert "but Ray has 2" in train.stderr
+    assert "num_env_runners" in train.stderr
+    assert not (tmp_path / "results").exists()
+
+
 @pytest.mark.parametrize("address", ["FREE_PORT", "not-an-address"])
 def test_unreachable_or_malformed_ray_address(tmp_path, capsys, address):
     from tests.integration._ray_utils import free_port
