@@ -21,6 +21,7 @@ import argparse
 import time
 
 import ray
+from _training import train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.tune.registry import register_env
 
@@ -54,30 +55,18 @@ def maml_config(env: str, seed: int) -> MAMLConfig:
     )
 
 
-def train_until(algo, budget: int) -> int:
-    steps = 0
-    while steps < budget:
-        steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
-    return steps
-
-
 def pretrained_ppo_weights(env: str, budget: int, seed: int) -> tuple[dict, int]:
     env_config, _, _ = SETTINGS[env]
     register_env(f"{env}-new-task-each-episode", lambda cfg: NewTaskEachEpisode(make_env(env, cfg)))
-    ppo = (
+    config = (
         PPOConfig()
         .environment(f"{env}-new-task-each-episode", env_config=env_config)
         .env_runners(num_envs_per_env_runner=5)
         .rl_module(model_config=MODEL)
         .debugging(seed=seed)
         .training(train_batch_size_per_learner=2000, minibatch_size=250, num_epochs=5, lr=3e-4)
-        .build_algo()
     )
-    try:
-        steps = train_until(ppo, budget)
-        return ppo.learner_group.get_weights(), steps
-    finally:
-        ppo.stop()
+    return trained_weights(config, budget)
 
 
 def row(name: str, steps: int, result: MetaTestResult) -> str:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import ray
 import torch
-from pettingzoo.utils import BaseParallelWrapper
+from _training import train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.tune.registry import register_env
@@ -49,7 +49,7 @@ from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.rl2 import RL2Config
 from rllib_marl_meta.algorithms.rl2 import meta_test as rl2_meta_test
 from rllib_marl_meta.envs import make_env, to_rllib_env
-from rllib_marl_meta.tasks import Task, require_task_env
+from rllib_marl_meta.tasks import NewTaskEachEpisodeParallel, Task, require_task_env
 
 # MAML.meta_test draws its held-out tasks with `sample_tasks(n, seed=MAML_TEST_SEED_BASE + seed)`;
 # the other methods get the same tasks (checked against MAML's when it runs).
@@ -97,26 +97,6 @@ SETTINGS = {
 
 
 # --- envs ---------------------------------------------------------------------------------------
-
-
-class NewTaskEachEpisodeParallel(BaseParallelWrapper):
-    """PettingZoo counterpart of ``NewTaskEachEpisode``: a new task from the env's RNG per reset.
-
-    A seed equal to the last one applied is not applied again (RLlib re-passes its seed on some
-    resets), so the task sequence never rewinds.
-    """
-
-    def __init__(self, env) -> None:
-        super().__init__(env)
-        self._task_env = require_task_env(env)
-        self._last_seed: int | None = None
-
-    def reset(self, seed: int | None = None, options: dict | None = None):
-        if seed is not None and seed != self._last_seed:
-            self._last_seed = seed
-            self.env.reset(seed=seed)
-        task = self._task_env.sample_tasks(1)[0]
-        return self.env.reset(options={**(options or {}), "task": task})
 
 
 def register_bench_envs(env: str) -> tuple[str, str]:
@@ -181,13 +161,6 @@ def mean_sem(values, sign: bool = False) -> str:
     return f"{values.mean():{'+' if sign else ''}.2f} ± {sem:.2f}"
 
 
-def train_until(algo, budget: int) -> int:
-    steps = 0
-    while steps < budget:
-        steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
-    return steps
-
-
 class RecordReturns(RLlibCallback):
     """Records the team return of every complete episode sampled (local EnvRunner only)."""
 
@@ -232,16 +205,8 @@ def ppo_config(env_name: str, env_config: dict, agents: list[str], seed: int, **
 
 
 def pretrained_ppo(dist_name: str, setting: Setting, agents, budget: int, seed: int):
-    ppo = (
-        ppo_config(dist_name, setting.env_config, agents, seed, **setting.ppo)
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=5)
-        .build_algo()
-    )
-    try:
-        steps = train_until(ppo, budget)
-        return ppo.learner_group.get_weights(), steps
-    finally:
-        ppo.stop()
+    config = ppo_config(dist_name, setting.env_config, agents, seed, **setting.ppo)
+    return trained_weights(config.env_runners(num_env_runners=0, num_envs_per_env_runner=5), budget)
 
 
 def ppo_on_task(

@@ -22,6 +22,7 @@ from rllib_marl_meta.tasks.finders import (
 from rllib_marl_meta.tasks.wrappers import (
     AECTaskWrapper,
     NewTaskEachEpisode,
+    NewTaskEachEpisodeParallel,
     ParameterTaskWrapper,
     PettingZooTaskWrapper,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "TASK_API_METHODS",
     "AECTaskWrapper",
     "NewTaskEachEpisode",
+    "NewTaskEachEpisodeParallel",
     "ParameterTaskWrapper",
     "PettingZooTaskWrapper",
     "Task",

@@ -126,7 +126,7 @@ class AECTaskWrapper(_ParameterTaskMixin, BaseWrapper):
         return self._reset_with_task(seed, options)
 
 
-class NewTaskEachEpisode(gym.Wrapper):
+class _NewTaskEachEpisodeMixin:
     """Draws a new task from the env's distribution at every reset.
 
     Turns a task distribution into one ordinary env, for non-meta baselines such as a PPO policy
@@ -134,14 +134,28 @@ class NewTaskEachEpisode(gym.Wrapper):
     ``sample_tasks(1)`` under the env's seeded RNG, so a seeded reset gives a reproducible task.
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env) -> None:
         from rllib_marl_meta.tasks.finders import require_task_env
 
-        super().__init__(env)
+        super().__init__(env)  # The wrapper base class (gymnasium or PettingZoo).
         self._task_env = require_task_env(env)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def _reset_with_new_task(self, seed: int | None, options: dict | None):
         if seed is not None:  # Seed first, so the task drawn below follows the seed.
             self.env.reset(seed=seed)
         task = self._task_env.sample_tasks(1)[0]
         return self.env.reset(options={**(options or {}), "task": task})
+
+
+class NewTaskEachEpisode(_NewTaskEachEpisodeMixin, gym.Wrapper):
+    __doc__ = _NewTaskEachEpisodeMixin.__doc__
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        return self._reset_with_new_task(seed, options)
+
+
+class NewTaskEachEpisodeParallel(_NewTaskEachEpisodeMixin, BaseParallelWrapper):
+    """``NewTaskEachEpisode`` for a PettingZoo ``ParallelEnv``."""
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        return self._reset_with_new_task(seed, options)

@@ -169,3 +169,16 @@ def test_new_task_each_episode_draws_reproducible_fresh_tasks():
     assert not np.allclose(first, second)
     env.reset(seed=3)
     np.testing.assert_array_equal(env.unwrapped.get_task()["goal"], first)
+
+
+def test_new_task_each_episode_parallel_draws_reproducible_fresh_tasks():
+    from rllib_marl_meta.envs import make_env
+    from rllib_marl_meta.tasks import NewTaskEachEpisodeParallel
+
+    env = NewTaskEachEpisodeParallel(make_env("CooperativeNavigation"))
+    env.reset(seed=3)
+    first = env.unwrapped.get_task()["landmarks"].copy()
+    env.reset()
+    assert not np.allclose(env.unwrapped.get_task()["landmarks"], first)
+    env.reset(seed=3)
+    np.testing.assert_array_equal(env.unwrapped.get_task()["landmarks"], first)
