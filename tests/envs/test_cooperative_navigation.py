@@ -36,13 +36,13 @@ def test_spaces_and_agent_ids():
 
 @pytest.mark.parametrize("observe_landmarks", [False, True])
 def test_observation_layout(observe_landmarks):
-    env = _env()
-    env.observe_landmarks = observe_landmarks
+    env = _env(observe_landmarks=observe_landmarks)
     obs, _ = env.reset(seed=1)
     pos = np.stack([obs[a][:2] for a in env.agents])
     for i, agent in enumerate(env.agents):
         o = obs[agent]
         assert o.shape == ((4 if observe_landmarks else 2) * 3 + 2,)
+        assert o in env.observation_space(agent)
         np.testing.assert_array_equal(o[2:4], [0.0, 0.0])  # Agents start at rest.
         others = np.delete(pos, i, axis=0) - pos[i]
         np.testing.assert_allclose(o[4:8].reshape(2, 2), others, atol=1e-6)
