@@ -21,6 +21,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+# A MAML config small enough for one iteration in seconds: `--config` for tuned examples.
+TINY_MAML = {
+    "num_env_runners": 0,
+    "meta_batch_size": 2,
+    "episodes_per_task": 1,
+    "maml_optimizer_steps": 1,
+    "env_config": {"horizon": 10},
+    "model_config": {"fcnet_hiddens": [8]},
+}
 
 
 def free_port() -> int:

@@ -26,16 +26,17 @@ from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
 
-REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _ray_utils import REPO, TINY_MAML  # noqa: E402
+
+# One remote EnvRunner, which only the worker node (custom resource) can host.
 TINY = {
-    "meta_batch_size": 2,
-    "episodes_per_task": 1,
-    "maml_optimizer_steps": 1,
-    "env_config": {"horizon": 10},
-    "model_config": {"fcnet_hiddens": [8]},
+    **TINY_MAML,
     "num_env_runners": 1,
     "custom_resources_per_env_runner": {"worker_node": 0.01},
 }
+# 2 tasks x 1 episode x (pre + 1 adaptation round) x 10 steps.
+EXPECTED_ENV_STEPS = 2 * 1 * 2 * 10
 
 
 def main() -> int:
@@ -104,7 +105,7 @@ def main() -> int:
     ok = (
         out.get("env_runner_nodes") == [out["worker_node"]]
         and out["worker_node"] != out["head_node"]
-        and out.get("env_steps", 0) > 0
+        and out.get("env_steps") == EXPECTED_ENV_STEPS
         and out.get("cli_returncode") == 0
         and out.get("cli_shows_delta")
     )

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _ray_utils import REPO, VENV_BIN, free_port  # noqa: E402
+from _ray_utils import REPO, TINY_MAML, VENV_BIN, free_port  # noqa: E402
 
 # The head node runs with the environment as given; it enables Ray's token authentication by
 # default (creating ~/.ray/auth_token if needed). This process is a client of it, and Ray's
@@ -38,14 +38,6 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 STARTUP_TIMEOUT_S = 90
 JOB_TIMEOUT_S = 240
-TINY = {
-    "num_env_runners": 0,
-    "meta_batch_size": 2,
-    "episodes_per_task": 1,
-    "maml_optimizer_steps": 1,
-    "env_config": {"horizon": 10},
-    "model_config": {"fcnet_hiddens": [8]},
-}
 EXPECTED_IN_LOGS = ("adaptation_delta", "pre-adapt return", "maml-point-navigation")
 
 
@@ -106,7 +98,7 @@ def main() -> int:
                 "--stop",
                 json.dumps({"training_iteration": 1}),
                 "--config",
-                json.dumps(TINY),
+                json.dumps(TINY_MAML),
                 "--storage-path",
                 storage,
             ]
