@@ -25,7 +25,7 @@ import re
 import socket
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +136,8 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
     host = host.strip("[]")
     if not host or not port.isdigit():
         raise CLIError(
-            f"--ray-address must be HOST:PORT (the head's GCS port, e.g. 127.0.0.1:6379), "
-            f"ray://HOST:PORT or auto; got {address!r}."
+            "--ray-address (or RAY_ADDRESS) must be HOST:PORT (the head's GCS port, e.g. "
+            f"127.0.0.1:6379), ray://HOST:PORT or auto; got {address!r}."
         )
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
@@ -146,19 +146,20 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         raise CLIError(f"Cannot reach the Ray cluster at {address}: {reason}.") from None
 
 
-def init_ray(args: argparse.Namespace) -> bool:
-    """Starts or connects to Ray as the options say; True if this call initialised Ray.
+def init_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """Starts or connects to Ray as the options say.
 
     ``--ray-address`` (or ``RAY_ADDRESS``, which ``ray job submit`` sets) connects to a running
-    cluster; otherwise a local instance starts with ``--num-cpus`` CPUs.
+    cluster; otherwise a local instance starts with ``--num-cpus`` CPUs. Returns whether this
+    call initialised Ray, and the cluster address (None for a local instance).
     """
     import ray
 
-    if args.ray_address:
-        check_reachable(args.ray_address)
-    if ray.is_initialized():
-        return False
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        check_reachable(address)
+    if ray.is_initialized():
+        return False, address
     if address:
         if args.num_cpus is not None:
             print(
@@ -173,7 +174,7 @@ def init_ray(args: argparse.Namespace) -> bool:
             raise CLIError(f"Cannot connect to the Ray cluster at {address!r}: {message}") from exc
     else:
         ray.init(num_cpus=args.num_cpus, include_dashboard=args.dashboard)
-    return True
+    return True, address
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -357,9 +358,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Tune's classic table reporter (with our columns) instead of its newer output engine.
     previous = os.environ.get("RAY_AIR_NEW_OUTPUT")
     os.environ["RAY_AIR_NEW_OUTPUT"] = previous or "0"
-    started = init_ray(args)
+    started, address = init_ray(args)
     try:
-        on_cluster = bool(args.ray_address or os.environ.get("RAY_ADDRESS")) or not started
+        on_cluster = bool(address) or not started
         check_trials_fit(experiments, on_cluster=on_cluster)
         failed = sum(run_experiment(e, args.verbose) for e in experiments)
     finally:
@@ -385,7 +386,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     checkpoint, _ = resolve_checkpoint(args.checkpoint)  # Fails early on a wrong checkpoint.
     output_dir = Path(args.output_dir) if args.output_dir else Path("meta_test")
-    started = init_ray(args)
+    started, _ = init_ray(args)
     try:
         from ray.rllib.algorithms.algorithm import Algorithm
 
@@ -488,36 +489,36 @@ def cmd_list(args: argparse.Namespace) -> int:
 # --- Parser --------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum}, got {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+    return parse
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The argument parser of the command line (``prog`` names it in messages)."""
+    # -v may stand before or after the subcommand. Two dests, as a subcommand's default
+    # would overwrite the count given before it; `main` adds them up.
+    verbose = {
+        "action": "count",
+        "default": 0,
+        "help": "more output; show tracebacks of errors (-vv: Tune's trial details)",
+    }
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("-v", "--verbose", dest="verbose_top", **verbose)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="more output; show tracebacks of errors (-vv: Tune's trial details)",
-    )
+    common.add_argument("-v", "--verbose", **verbose)
     ray_opts = argparse.ArgumentParser(add_help=False)
     group = ray_opts.add_argument_group("Ray")
     group.add_argument(
@@ -526,7 +527,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "new local instance",
     )
     group.add_argument(
-        "--num-cpus", type=_positive_int, help="CPUs of the local Ray instance (default: all)"
+        "--num-cpus", type=_int_at_least(1), help="CPUs of the local Ray instance (default: all)"
     )
     group.add_argument(
         "--dashboard",
@@ -537,7 +538,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Meta-RL (MAML, RL²) on Ray RLlib: train from YAML, meta-test checkpoints.",
-        parents=[common],
+        parents=[top],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -562,10 +563,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="JSON/YAML mapping merged over the file's stop criteria "
         "(a null value removes one), e.g. '{\"training_iteration\": 100}'",
     )
-    train.add_argument("--num-samples", type=_positive_int, help="Tune samples per experiment")
+    train.add_argument("--num-samples", type=_int_at_least(1), help="Tune samples per experiment")
     train.add_argument("--storage-path", help="where Tune writes results (default ~/ray_results)")
     train.add_argument(
-        "--checkpoint-freq", type=_non_negative_int, help="checkpoint every N iterations"
+        "--checkpoint-freq", type=_int_at_least(0), help="checkpoint every N iterations"
     )
     train.add_argument(
         "--checkpoint-at-end",
@@ -584,11 +585,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         "write meta_test.json and meta_test.png.",
     )
     evaluate.add_argument("checkpoint", help="algorithm checkpoint or Tune trial directory")
-    evaluate.add_argument("--num-tasks", type=_positive_int, default=20, help="new tasks (20)")
+    evaluate.add_argument("--num-tasks", type=_int_at_least(1), default=20, help="new tasks (20)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the task draw (0)")
     evaluate.add_argument(
         "--steps",
-        type=_positive_int,
+        type=_int_at_least(1),
         help="MAML: adaptation steps; RL²: inner episodes per trial (default: as trained)",
     )
     evaluate.add_argument(
@@ -607,15 +608,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Runs the command line; returns the exit code (0 ok, 1 failed run, 2 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    # -v may stand before or after the subcommand; count it wherever it is.
-    verbose = sum(len(a) - 1 for a in argv if re.fullmatch(r"-v+", a)) + argv.count("--verbose")
     parser = build_parser(prog)
     args = parser.parse_args(argv)  # Exits with 2 and a usage line on bad options.
-    args.verbose = verbose
+    args.verbose += args.verbose_top
     try:
         return args.func(args)
     except ExperimentError as exc:
-        if verbose:
+        if args.verbose:
             traceback.print_exc()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -623,10 +622,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - a run that failed, not bad input.
-        if verbose:
+        if args.verbose:
             traceback.print_exc()
         message = " ".join(str(exc).split()) or type(exc).__name__
-        hint = "" if verbose else " (-v shows the traceback)"
+        hint = "" if args.verbose else " (-v shows the traceback)"
         print(f"{prog}: {type(exc).__name__}: {message[:500]}{hint}", file=sys.stderr)
         return EXIT_FAILED
 

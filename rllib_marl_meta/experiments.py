@@ -73,20 +73,9 @@ SEARCH_SPACES = {
     "randn": 2,
     "qrandn": 3,
 }
-# Old dict-config keys that `AlgorithmConfig.update_from_dict` translates, plus our own aliases.
-CONFIG_KEY_ALIASES = {
-    "callbacks": "callbacks_class",
-    "create_env_on_driver": "create_env_on_local_worker",
-    "custom_eval_function": "custom_evaluation_function",
-    "framework": "framework_str",
-    "input": "input_",
-    "lambda": "lambda_",
-    "num_cpus_for_driver": "num_cpus_for_main_process",
-    "num_workers": "num_env_runners",
-    "model_config": "_model_config",
-}
 # Keys handled by us or by `update_from_dict` although they are no attributes of the config.
-EXTRA_CONFIG_KEYS = ("multi_agent", "multiagent", "env")
+# (`update_from_dict` also translates old keys such as `lambda`; see `check_config_keys`.)
+EXTRA_CONFIG_KEYS = ("multi_agent", "multiagent", "env", "model_config")
 # How many search-space variants `validate()` is run on at most.
 MAX_VALIDATED_VARIANTS = 20
 MAX_VALIDATION_ERROR_CHARS = 400
@@ -218,10 +207,7 @@ def algorithm_class(run: Any, where: str = "") -> type:
     ours = our_algorithms()
     if isinstance(run, str) and run in ours:
         module, cls = ours[run].split(":")
-        try:
-            return getattr(importlib.import_module(module), cls)
-        except Exception as exc:  # noqa: BLE001 - e.g. an algorithm still being written.
-            raise ExperimentError(f"Algorithm {run!r} cannot be imported: {exc}") from None
+        return getattr(importlib.import_module(module), cls)
     theirs = rllib_algorithm_names()
     if isinstance(run, str) and run in theirs:
         from ray.rllib.algorithms.registry import ALGORITHMS
@@ -282,19 +268,23 @@ def check_env(env: Any, where: str = "") -> None:
 
 
 def valid_config_keys(algo_cls: type) -> set[str]:
-    """Every key a dict config for ``algo_cls`` may hold (attributes, setters and aliases)."""
+    """Every key a dict config for ``algo_cls`` may hold (attributes, setters, our extra keys).
+
+    Old keys that ``update_from_dict`` translates (``lambda``, ``num_workers``, ...) are not
+    listed; ``check_config_keys`` translates them first.
+    """
     default = algo_cls.get_default_config()
-    if isinstance(default, dict):
-        return set(default) | set(EXTRA_CONFIG_KEYS)
     keys = set(vars(default))
     for name, member in inspect.getmembers(type(default)):
         if isinstance(member, property) and member.fset is not None:
             keys.add(name)
-    return keys | set(CONFIG_KEY_ALIASES) | set(EXTRA_CONFIG_KEYS)
+    return keys | set(EXTRA_CONFIG_KEYS)
 
 
 def check_config_keys(algo_cls: type, config: Mapping[str, Any], where: str = "") -> None:
     """Rejects keys the algorithm's config doesn't know, suggesting the nearest valid one."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
+
     valid = valid_config_keys(algo_cls)
     name = getattr(algo_cls, "__name__", str(algo_cls))
     for key in config:
@@ -304,7 +294,7 @@ def check_config_keys(algo_cls: type, config: Mapping[str, Any], where: str = ""
                 "new API stack ignores; use 'model_config' "
                 "(e.g. model_config: {fcnet_hiddens: [64, 64]})."
             )
-        if key not in valid:
+        if AlgorithmConfig._translate_special_keys(key, warn_deprecated=False) not in valid:
             public = {k for k in valid if not k.startswith("_")}
             hint = _did_you_mean(key, public) or (
                 " See the keyword arguments of the config class's training(), environment(), "
@@ -365,7 +355,12 @@ def env_agent_ids(env: str, env_config: Mapping[str, Any] | None) -> list[str] |
 
     if not _global_registry.contains(ENV_CREATOR, env):
         return None
-    instance = _global_registry.get(ENV_CREATOR, env)(EnvContext(dict(env_config or {}), 0))
+    # The agents of the first sample, should the env config hold search spaces.
+    sample = next(_variants(to_param_space(env_config or {}, "config.env_config")))
+    try:
+        instance = _global_registry.get(ENV_CREATOR, env)(EnvContext(dict(sample), 0))
+    except Exception as exc:  # noqa: BLE001 - a bad env_config, reported as bad input.
+        raise ExperimentError(f"Cannot create env {env!r} to read its agent ids: {exc}") from None
     try:
         agents = getattr(instance, "possible_agents", None)
         return None if agents is None else sorted(str(a) for a in agents)
@@ -577,8 +572,6 @@ class Experiment:
         """An AlgorithmConfig built from a sample of the param space (not validated)."""
         sample = self.sample_config() if sample is None else sample
         default = self.algo_class.get_default_config()
-        if isinstance(default, dict):
-            return {**default, **sample}
         return default.update_from_dict(copy.deepcopy(dict(sample)))
 
     def cpus_per_trial(self) -> float:
@@ -593,9 +586,7 @@ class Experiment:
         """Runs the algorithm config's ``validate()`` on representative samples."""
         for sample in itertools.islice(_variants(self.param_space), MAX_VALIDATED_VARIANTS):
             try:
-                config = self.algorithm_config(sample)
-                if hasattr(config, "validate"):
-                    config.validate()
+                self.algorithm_config(sample).validate()
             except ExperimentError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any config error is bad input here.
@@ -646,6 +637,11 @@ def build_experiment(
 
     # Our aliases -> what `AlgorithmConfig.update_from_dict` understands.
     if "model_config" in config:
+        if not isinstance(config["model_config"] or {}, Mapping):
+            raise ExperimentError(
+                f"`model_config`{where} must be a mapping such as {{fcnet_hiddens: [64, 64]}}, "
+                f"got {config['model_config']!r}."
+            )
         config["_model_config"] = deep_merge(
             config.get("_model_config") or {}, config.pop("model_config") or {}
         )

@@ -78,11 +78,10 @@ def meta_test_algorithm(
 
     if isinstance(algo, RL2):
         from rllib_marl_meta.algorithms.rl2 import meta_test as rl2_meta_test
-        from rllib_marl_meta.evaluation.report import as_meta_test_result
 
         trials = rl2_meta_test(algo, num_tasks=num_tasks, seed=seed, episodes_per_trial=steps)
         # RL² runs the user's env wrapped in trials; report the user's env.
-        return as_meta_test_result(trials, "RL2", env_display_name(algo.config.inner_env), seed)
+        return trials.to_common(env_display_name(algo.config.inner_env), seed)
     raise TypeError(f"Cannot meta-test {type(algo).__name__}: only MAML and RL2 are supported.")
 
 

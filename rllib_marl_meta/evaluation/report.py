@@ -64,41 +64,6 @@ def series_of(result: MetaTestResult) -> list[Series]:
     return out
 
 
-def as_meta_test_result(
-    result: Any, algorithm: str = "RL2", env: str = "?", seed: int = 0
-) -> MetaTestResult:
-    """Any meta-test result in the common :class:`MetaTestResult` form.
-
-    A :class:`MetaTestResult` passes through. RL²'s own result
-    (``rllib_marl_meta.algorithms.rl2.MetaTestResult``: ``returns`` as a
-    ``[task, inner episode]`` array and ``agent_returns`` per agent) becomes labels
-    ``episode_1..n`` with one list of task returns per inner episode, and ``groups["agent"]``.
-    """
-    if isinstance(result, MetaTestResult):
-        return result
-    returns = np.asarray(result.returns, dtype=float)
-    if returns.ndim != 2:
-        raise TypeError(
-            f"Cannot report a {type(result).__name__}: expected MetaTestResult or a result "
-            "with a [task, inner episode] `returns` array."
-        )
-    groups: dict[str, dict[str, list[list[float]]]] = {}
-    agent_returns = getattr(result, "agent_returns", None) or {}
-    if agent_returns:
-        groups["agent"] = {
-            str(agent): np.asarray(r, dtype=float).T.tolist() for agent, r in agent_returns.items()
-        }
-    return MetaTestResult(
-        algorithm=algorithm,
-        env=env,
-        num_tasks=int(returns.shape[0]),
-        seed=seed,
-        labels=[f"episode_{i}" for i in range(1, returns.shape[1] + 1)],
-        returns=returns.T.tolist(),
-        groups=groups,
-    )
-
-
 def point_label(label: str) -> str:
     """A readable name for a curve point: ``pre`` -> ``pre-adaptation``, ``adapt_2`` -> ..."""
     if label == "pre":

@@ -177,6 +177,7 @@ def write(tmp_path, text: str) -> str:
         (GOOD + "  bad: [1, 2\n", "Malformed YAML in"),
         (GOOD + "  bad: [1, 2\n", "line 9, column 1"),
         (GOOD.replace("stop: {training_iteration: 1}", "stop: {x: high}"), "must be a number"),
+        (GOOD + "    model_config: [1]\n", "`model_config` in experiment 'exp' must be a mapping"),
     ],
 )
 def test_bad_experiment_files(tmp_path, capsys, text, message):
@@ -244,6 +245,14 @@ def test_unreachable_or_malformed_ray_address(tmp_path, capsys, address, message
     assert message in capsys.readouterr().err
 
 
+def test_unreachable_ray_address_from_the_environment(tmp_path, capsys, monkeypatch):
+    from tests.integration._ray_utils import free_port
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
+    assert cli.main(["train", "-f", write(tmp_path, GOOD)]) == 2
+    assert "Cannot reach the Ray cluster" in capsys.readouterr().err
+
+
 def test_train_needs_a_file_or_an_algorithm(capsys):
     assert cli.main(["train"]) == 2
     assert "train needs -f FILE.yaml" in capsys.readouterr().err
@@ -258,10 +267,22 @@ def test_bad_option_values_exit_2_via_argparse(capsys):
     assert "expected an integer >= 1" in capsys.readouterr().err
 
 
-def test_verbose_shows_the_traceback(tmp_path, capsys):
-    assert cli.main(["train", "-f", str(tmp_path / "missing.yaml"), "-v"]) == 2
+@pytest.mark.parametrize(
+    "args", [["train", "-f", "{f}", "-v"], ["-v", "train", "-f", "{f}"], ["train", "-vf", "{f}"]]
+)
+def test_verbose_shows_the_traceback(tmp_path, capsys, args):
+    missing = str(tmp_path / "missing.yaml")
+    assert cli.main([a.format(f=missing) for a in args]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and "Experiment file not found" in err
+
+
+def test_verbose_counts_before_and_after_the_subcommand(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "cmd_list", lambda args: seen.append(args.verbose) or 0)
+    for argv, count in [(["list"], 0), (["-v", "list"], 1), (["-v", "list", "-vv"], 3)]:
+        assert cli.main(argv) == 0
+        assert seen.pop() == count
 
 
 def test_evaluate_rejects_missing_checkpoint(tmp_path, capsys):
@@ -345,7 +366,7 @@ def test_train_with_algo_and_env_options_builds_an_experiment(monkeypatch):
         return 0
 
     monkeypatch.setattr(cli, "run_experiment", fake_run)
-    monkeypatch.setattr(cli, "init_ray", lambda args: False)
+    monkeypatch.setattr(cli, "init_ray", lambda args: (False, None))
     code = cli.main(
         ["train", "--algo", "MAML", "--env", "PointNavigation2D", "--config", '{"inner_lr": 0.2}']
     )

@@ -16,6 +16,7 @@ from rllib_marl_meta.experiments import (
     PerAgentPolicyMapping,
     SharedPolicyMapping,
     TablePolicyMapping,
+    check_config_keys,
     deep_merge,
     load_experiments,
     parse_override,
@@ -178,6 +179,33 @@ def test_multi_agent_per_agent_convention_reads_agent_ids_from_the_env(tmp_path)
     assert settings["policy_mapping_fn"]("agent_2") == "agent_2"
 
 
+@pytest.mark.parametrize("num_agents", ["{grid_search: [2, 3]}", "{choice: [2, 3]}"])
+def test_multi_agent_per_agent_reads_agent_ids_from_the_first_sample(tmp_path, num_agents):
+    text = f"""
+    coop:
+      env: CooperativeNavigation
+      run: MAML
+      config:
+        env_config: {{horizon: 10, num_agents: {num_agents}}}
+        multi_agent: {{policy_mapping: per_agent}}
+    """
+    (exp,) = load_experiments(write(tmp_path, text))
+    assert exp.param_space["multiagent"]["policies"] == ["agent_0", "agent_1"]
+
+
+def test_multi_agent_per_agent_reports_an_env_that_cannot_be_created(tmp_path):
+    text = """
+    coop:
+      env: CooperativeNavigation
+      run: MAML
+      config:
+        env_config: {num_agents: x}
+        multi_agent: {policy_mapping: per_agent}
+    """
+    with pytest.raises(ExperimentError, match="Cannot create env 'CooperativeNavigation'"):
+        load_experiments(write(tmp_path, text))
+
+
 def test_multi_agent_table_convention(tmp_path):
     text = """
     coop:
@@ -232,6 +260,10 @@ def test_bad_multi_agent_settings_are_rejected(tmp_path, multi_agent, message):
             "Did you mean 'meta_batch_size'",
         ),
         (BASE.replace("inner_lr: 0.1", "model: {fcnet_hiddens: [8]}"), "use 'model_config'"),
+        (
+            BASE.replace("model_config: {fcnet_hiddens: [64, 64]}", "model_config: [1]"),
+            "`model_config` in experiment 'exp' must be a mapping",
+        ),
         (BASE.replace("meta_batch_size: 20", "meta_batch_size: 0"), "meta_batch_size"),
         (BASE.replace("  run: MAML\n", ""), "Missing `run:`"),
         (BASE.replace("  stop:", "  stopp:"), "Unknown key 'stopp'.*Did you mean 'stop'"),
@@ -261,6 +293,14 @@ def test_gym_ids_and_rllib_algorithms_are_accepted(tmp_path):
     (exp,) = load_experiments(write(tmp_path, text))
     assert exp.algo_class.__name__ == "PPO"
     assert exp.algorithm_config().lr == 0.001
+
+
+def test_old_config_keys_that_rllib_translates_are_accepted():
+    from ray.rllib.algorithms.ppo import PPO
+
+    check_config_keys(PPO, {"lambda": 0.9, "num_workers": 1, "framework": "torch"})
+    with pytest.raises(ExperimentError, match="Did you mean 'lambda_'"):
+        check_config_keys(PPO, {"lamda": 0.9})
 
 
 def test_override_must_be_a_mapping():

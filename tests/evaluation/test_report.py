@@ -13,7 +13,6 @@ from rllib_marl_meta.evaluation import MetaTestResult
 from rllib_marl_meta.evaluation.report import (
     NO_ADAPTATION,
     adaptation_gain,
-    as_meta_test_result,
     draw_curve,
     format_table,
     plot_curve,
@@ -133,18 +132,3 @@ def test_plot_draws_curve_and_no_adaptation_line(tmp_path):
     path = plot_curve(result, tmp_path / "curve.png")
     image = plt.imread(path)
     assert image.shape[0] > 100 and image.shape[1] > 100
-
-
-def test_rl2_style_results_are_converted():
-    class RL2Like:  # the shape of rllib_marl_meta.algorithms.rl2.MetaTestResult
-        returns = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 7.0]])  # [task, inner episode]
-        agent_returns = {"a": np.array([[0.5, 1.0, 1.5], [1.5, 2.0, 3.5]])}
-
-    result = as_meta_test_result(RL2Like(), algorithm="RL2", env="Bandit", seed=5)
-    assert result.labels == ["episode_1", "episode_2", "episode_3"]
-    assert result.returns == [[1.0, 3.0], [2.0, 4.0], [3.0, 7.0]]
-    assert result.mean == [2.0, 3.0, 5.0]
-    assert result.groups == {"agent": {"a": [[0.5, 1.5], [1.0, 2.0], [1.5, 3.5]]}}
-    assert (result.num_tasks, result.seed, result.env) == (2, 5, "Bandit")
-    same = single_agent()
-    assert as_meta_test_result(same) is same

@@ -3,8 +3,8 @@
 RL² adapts only through its recurrent state, so meta-testing is just running the trained
 policy on trials of held-out tasks: the rise of the return from inner episode 1 to inner
 episode n is the adaptation. :func:`meta_test` runs the trials in lock-step batches (one
-forward pass per RLModule per step) and reports the return of each inner-episode index as a
-mean and a standard error over tasks.
+forward pass per RLModule per step) and returns the return of every (task, inner episode);
+``MetaTestResult.to_common`` hands them to :mod:`rllib_marl_meta.evaluation`'s reports.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 import tree
@@ -23,8 +22,13 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.core.rl_module.rl_module import RLModule
 from ray.rllib.env.env_context import EnvContext
-from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
+from ray.rllib.utils.spaces.space_utils import (
+    clip_action,
+    get_base_struct_from_space,
+    unsquash_action,
+)
 
+from rllib_marl_meta import evaluation
 from rllib_marl_meta.algorithms.rl2.rl2 import TrialEnvCreator, inner_env_creator
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     INNER_EPISODE_RETURNS,
@@ -36,18 +40,13 @@ from rllib_marl_meta.tasks import Task, require_task_env
 _SINGLE = "__single_agent__"
 
 
-def _sem(x: np.ndarray) -> np.ndarray:
-    if x.shape[0] < 2:
-        return np.full(x.shape[1:], np.nan)
-    return x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])
-
-
 @dataclass
 class MetaTestResult:
     """Returns of meta-test trials: one row per task, one column per inner-episode index.
 
     ``returns`` sums over agents in multi-agent envs; ``agent_returns`` has one such array per
-    agent (empty for single-agent envs).
+    agent (empty for single-agent envs). :meth:`to_common` gives the form that
+    :mod:`rllib_marl_meta.evaluation` reports (tables, JSON, plots) for every algorithm.
     """
 
     returns: np.ndarray
@@ -63,48 +62,21 @@ class MetaTestResult:
         """Mean return per inner-episode index (index 0 is inner episode 1)."""
         return self.returns.mean(axis=0)
 
-    @property
-    def sem(self) -> np.ndarray:
-        """Standard error of :attr:`mean` over tasks."""
-        return _sem(self.returns)
-
-    @property
-    def trial_return_mean(self) -> float:
-        return float(self.returns.sum(axis=1).mean())
-
-    @property
-    def trial_return_sem(self) -> float:
-        return float(_sem(self.returns.sum(axis=1, keepdims=True))[0])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly summary (no tasks)."""
-        out: dict[str, Any] = {
-            "num_tasks": self.num_tasks,
-            "inner_episode_return_mean": self.mean.tolist(),
-            "inner_episode_return_sem": self.sem.tolist(),
-            "trial_return_mean": self.trial_return_mean,
-            "trial_return_sem": self.trial_return_sem,
-        }
+    def to_common(self, env: str, seed: int) -> evaluation.MetaTestResult:
+        """This result as :class:`rllib_marl_meta.evaluation.MetaTestResult`: one curve point
+        ``episode_i`` per inner episode, per-agent returns in ``groups["agent"]``."""
+        groups = {}
         if self.agent_returns:
-            out["agents"] = {
-                agent: {
-                    "inner_episode_return_mean": r.mean(axis=0).tolist(),
-                    "inner_episode_return_sem": _sem(r).tolist(),
-                }
-                for agent, r in self.agent_returns.items()
-            }
-        return out
-
-    def table(self) -> str:
-        """A plain-text table: inner episode, mean return, standard error."""
-        lines = ["inner_episode  return_mean  return_sem"]
-        for i, (m, s) in enumerate(zip(self.mean, self.sem), start=1):
-            lines.append(f"{i:>13}  {m:>11.4f}  {s:>10.4f}")
-        lines.append(
-            f"trial return {self.trial_return_mean:.4f} +- {self.trial_return_sem:.4f} "
-            f"(sem, {self.num_tasks} tasks)"
+            groups["agent"] = {str(a): r.T.tolist() for a, r in self.agent_returns.items()}
+        return evaluation.MetaTestResult(
+            algorithm="RL2",
+            env=env,
+            num_tasks=self.num_tasks,
+            seed=seed,
+            labels=[f"episode_{i}" for i in range(1, self.returns.shape[1] + 1)],
+            returns=self.returns.T.tolist(),
+            groups=groups,
         )
-        return "\n".join(lines)
 
 
 def _modules_of(algo_or_module: Any) -> dict[Hashable, RLModule]:
@@ -119,6 +91,17 @@ def _modules_of(algo_or_module: Any) -> dict[Hashable, RLModule]:
     if isinstance(module, MultiRLModule):
         return dict(module.items())
     return {DEFAULT_MODULE_ID: module}
+
+
+def _to_env_action(space: Any, normalize_actions: bool, clip_actions: bool) -> Callable[[Any], Any]:
+    """Module action -> env action, as RLlib's ``NormalizeAndClipActions`` does in training:
+    Box components (also inside Dict / Tuple spaces) unsquashed or clipped to their bounds."""
+    struct = get_base_struct_from_space(space)
+    if normalize_actions:
+        return lambda action: unsquash_action(action, struct)
+    if clip_actions:
+        return lambda action: clip_action(action, struct)
+    return lambda action: action
 
 
 def _stack_states(states: list[Any]) -> Any:
@@ -150,7 +133,7 @@ def meta_test(
             mapping and action normalisation are used), a path to its checkpoint (restored,
             used, stopped), or an ``RLModule`` / ``MultiRLModule`` (then ``env_name`` and
             ``episodes_per_trial`` are required).
-        env_name: The user's env (a Tune-registered name, gymnasium id or class), unwrapped.
+        env_name: The user's env (Tune-registered name, gymnasium id, class path or class).
         env_config: Its config.
         num_tasks: Tasks to test on, one trial each.
         seed: Seeds the task draw (``sample_tasks(num_tasks, seed=seed)``), each trial's env
@@ -203,6 +186,10 @@ def meta_test(
         def policy_mapping_fn(agent_id, episode=None, **kwargs):
             return agent_id if agent_id in modules else only
 
+    to_env_action = {
+        mid: _to_env_action(m.action_space, normalize_actions, clip_actions)
+        for mid, m in modules.items()
+    }
     creator = TrialEnvCreator(inner_env_creator(env_name), episodes_per_trial)
     make = lambda: creator(EnvContext(dict(env_config or {}), worker_index=0))  # noqa: E731
 
@@ -234,8 +221,7 @@ def meta_test(
                     policy_mapping_fn,
                     multi_agent,
                     explore,
-                    normalize_actions,
-                    clip_actions,
+                    to_env_action,
                     max_trial_steps,
                     [team[i] for i in batch],
                     [per_agent[i] for i in batch],
@@ -264,8 +250,7 @@ def _run_batch(
     mapping_fn: Callable[..., Hashable],
     multi_agent: bool,
     explore: bool,
-    normalize_actions: bool,
-    clip_actions: bool,
+    to_env_action: dict[Hashable, Callable[[Any], Any]],
     max_trial_steps: int,
     team_out: list[list[float]],
     agent_out: list[dict[str, list[float]]],
@@ -311,13 +296,7 @@ def _run_batch(
             for b, (k, a) in enumerate(rows):
                 states[(k, a)] = tree.map_structure(lambda s, b=b: s[b], out[Columns.STATE_OUT])
                 action = tree.map_structure(lambda x, b=b: x[b], sampled)
-                space = module.action_space
-                if isinstance(space, gym.spaces.Box):
-                    if normalize_actions:
-                        action = unsquash_action(action, space)
-                    elif clip_actions:
-                        action = clip_action(action, space)
-                actions[k][a] = action
+                actions[k][a] = to_env_action[mid](action)
         for k in sorted(active):
             env = envs[k]
             if multi_agent:

@@ -35,11 +35,11 @@ re-derives the name from it, never wrapping twice.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.default_ppo_rl_module import DefaultPPORLModule
@@ -47,9 +47,8 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.env_context import EnvContext
-from ray.rllib.env.utils import _gym_env_creator
 from ray.rllib.utils import force_list
-from ray.tune.registry import ENV_CREATOR, _global_registry, register_env
+from ray.tune.registry import register_env
 
 from rllib_marl_meta.algorithms.rl2.callbacks import RL2MetricsCallback
 from rllib_marl_meta.algorithms.rl2.catalog import RNN_CELLS, RL2Catalog
@@ -76,16 +75,16 @@ def trial_env_name(env: Any, episodes_per_trial: int) -> str:
 
 
 def inner_env_creator(env: Any) -> Callable[[dict], Any]:
-    """The creator RLlib would use for ``env``: Tune-registered name, gymnasium id or class."""
-    if isinstance(env, str) and _global_registry.contains(ENV_CREATOR, env):
-        return _global_registry.get(ENV_CREATOR, env)
-    if isinstance(env, (str, type)):
-        return functools.partial(_gym_env_creator, env_descriptor=env)
-    raise ValueError(
-        f"RL2 needs `config.environment(env)` to be a Tune-registered env name, a gymnasium id "
-        f"or an env class; got {env!r}. Register a creator with "
-        "`ray.tune.registry.register_env(name, creator)` and pass the name."
-    )
+    """RLlib's creator for ``env``: Tune-registered name, ``"module.Class"``, gymnasium id or
+    class (``Algorithm._get_env_id_and_creator``)."""
+    if not isinstance(env, (str, type)):
+        raise ValueError(
+            f"RL2 needs `config.environment(env)` to be a Tune-registered env name, a gymnasium "
+            f"id, a class path or an env class; got {env!r}. Register a creator with "
+            "`ray.tune.registry.register_env(name, creator)` and pass the name."
+        )
+    # RL² wraps the env object itself, so never RLlib's remote-env actor (remote_worker_envs).
+    return Algorithm._get_env_id_and_creator(env, {"remote_worker_envs": False})[1]
 
 
 class TrialEnvCreator:
@@ -133,7 +132,6 @@ class RL2Config(PPOConfig):
         # Bookkeeping of the env wrapping done in `validate()`.
         self._rl2_inner_env: Any = None
         self._rl2_env_name: str | None = None
-        self._rl2_multi_agent: bool | None = None
 
     def training(
         self,
@@ -280,7 +278,6 @@ class RL2Config(PPOConfig):
         register_env(name, TrialEnvCreator(creator, self.episodes_per_trial))
         self._rl2_inner_env = inner
         self._rl2_env_name = name
-        self._rl2_multi_agent = multi_agent
         self.env = name
         return trial_env
 

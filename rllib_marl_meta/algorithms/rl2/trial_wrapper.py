@@ -134,10 +134,35 @@ class _TaskSampler:
 
 
 class _TrialProgress:
-    """Where a trial wrapper is: its task and the index of the current inner episode."""
+    """Where a trial wrapper is (its task, the current inner episode) and how trials start."""
 
+    episodes_per_trial: int
+    _sampler: _TaskSampler
     _task: Task | None
     _episode_index: int
+
+    def _init_trials(self, env: Any, episodes_per_trial: int) -> None:
+        if int(episodes_per_trial) < 1:
+            raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}.")
+        self.episodes_per_trial = int(episodes_per_trial)
+        self._sampler = _TaskSampler(env)
+        self._task = None
+        self._episode_index = 0
+
+    def _start_trial(self, env: Any, seed: int | None, options: dict | None) -> dict | None:
+        """Sets the trial's task (``options["task"]`` or a new draw); returns the other options."""
+        options = dict(options or {})
+        task = options.pop(TASK, None)
+        self._sampler.seed(env, seed)  # The inner env's RNG draws the task.
+        if task is None:
+            task = self._sampler.sample()
+        self._sampler.task_env.set_task(task)
+        self._task = self._sampler.task_env.get_task()
+        return options or None
+
+    @property
+    def _in_last_inner_episode(self) -> bool:
+        return self._episode_index + 1 >= self.episodes_per_trial
 
     @property
     def task(self) -> Task | None:
@@ -160,28 +185,17 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
 
     def __init__(self, env: gym.Env, episodes_per_trial: int) -> None:
         super().__init__(env)
-        if int(episodes_per_trial) < 1:
-            raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}.")
-        self.episodes_per_trial = int(episodes_per_trial)
-        self._sampler = _TaskSampler(env)
+        self._init_trials(env, episodes_per_trial)
         self._augment = _Augmenter(env.observation_space, env.action_space)
         self.observation_space = self._augment.space
-        self._task: Task | None = None
-        self._episode_index = 0
         self._episode_return = 0.0
         self._returns: list[float] = []
 
     def reset(
         self, *, seed: int | None = None, options: dict | None = None
     ) -> tuple[np.ndarray, dict]:
-        options = dict(options or {})
-        task = options.pop(TASK, None)
-        self._sampler.seed(self.env, seed)  # The inner env's RNG draws the task.
-        if task is None:
-            task = self._sampler.sample()
-        self._sampler.task_env.set_task(task)
-        self._task = self._sampler.task_env.get_task()
-        obs, info = self.env.reset(options=options or None)
+        options = self._start_trial(self.env, seed, options)
+        obs, info = self.env.reset(options=options)
         self._episode_index = 0
         self._episode_return = 0.0
         self._returns = []
@@ -199,7 +213,7 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
         if inner_done:
             self._returns.append(self._episode_return)
             self._episode_return = 0.0
-            if len(self._returns) >= self.episodes_per_trial:
+            if self._in_last_inner_episode:
                 trial_done = True
                 info[INNER_EPISODE_RETURNS] = list(self._returns)
             else:
@@ -245,11 +259,8 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
 
     def __init__(self, env: Any, episodes_per_trial: int) -> None:
         super().__init__()
-        if int(episodes_per_trial) < 1:
-            raise ValueError(f"episodes_per_trial must be >= 1, got {episodes_per_trial}.")
         self.env = _as_multi_agent_env(env)
-        self.episodes_per_trial = int(episodes_per_trial)
-        self._sampler = _TaskSampler(self.env)
+        self._init_trials(self.env, episodes_per_trial)
         agents = list(getattr(self.env, "possible_agents", None) or self.env.agents)
         self.possible_agents = list(agents)
         self.agents = list(agents)
@@ -260,7 +271,6 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         self.observation_spaces = {a: self._augment[a].space for a in agents}
         self.observation_space = gym.spaces.Dict(self.observation_spaces)
         self.action_space = gym.spaces.Dict(self.action_spaces)
-        self._task: Task | None = None
         self._reset_trial_state()
 
     def _reset_trial_state(self) -> None:
@@ -268,8 +278,7 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         self._prev_action = {a: aug.no_action for a, aug in self._augment.items()}
         self._pending_reward: dict[Hashable, float] = {}
         self._new_episode: set[Hashable] = set()  # Agents whose next obs opens an episode.
-        self._last_obs: dict[Hashable, Any] = {}
-        self._seen: set[Hashable] = set()  # Agents that took part in this trial.
+        self._last_obs: dict[Hashable, Any] = {}  # Keys: the agents that took part in the trial.
         self._returns: dict[Hashable, list[float]] = {a: [] for a in self.possible_agents}
         self._start_inner_episode()
 
@@ -277,6 +286,10 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         self._inner_seen: set[Hashable] = set()
         self._inner_done: set[Hashable] = set()
         self._episode_return = {a: 0.0 for a in self.possible_agents}
+
+    def _observe(self, obs: dict) -> None:
+        self._inner_seen.update(obs)
+        self._last_obs.update(obs)
 
     def _emit(self, agent: Hashable, obs: Any, done_flag: bool) -> tuple[np.ndarray, float]:
         reward = self._pending_reward.pop(agent, 0.0)
@@ -290,21 +303,13 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         return info
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        options = dict(options or {})
-        task = options.pop(TASK, None)
-        self._sampler.seed(self.env, seed)  # The inner env's RNG draws the task.
-        if task is None:
-            task = self._sampler.sample()
-        self._sampler.task_env.set_task(task)
-        self._task = self._sampler.task_env.get_task()
-        obs, infos = self.env.reset(options=options or None)
+        options = self._start_trial(self.env, seed, options)
+        obs, infos = self.env.reset(options=options)
         infos = infos or {}
         self._reset_trial_state()
+        self._observe(obs)
         out_obs, out_infos = {}, {}
         for agent, o in obs.items():
-            self._seen.add(agent)
-            self._inner_seen.add(agent)
-            self._last_obs[agent] = o
             out_obs[agent], _ = self._emit(agent, o, done_flag=False)
             out_infos[agent] = {**self._info(agent, infos), TASK: self._task}
         return out_obs, out_infos
@@ -317,13 +322,9 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         for agent, r in rewards.items():
             self._pending_reward[agent] = self._pending_reward.get(agent, 0.0) + float(r)
             self._episode_return[agent] = self._episode_return.get(agent, 0.0) + float(r)
-        for agent, o in obs.items():
-            self._seen.add(agent)
-            self._inner_seen.add(agent)
-            self._last_obs[agent] = o
-        for agent in set(terminateds) | set(truncateds):
-            if agent != "__all__" and (terminateds.get(agent) or truncateds.get(agent)):
-                self._inner_done.add(agent)
+        self._observe(obs)
+        for dones in (terminateds, truncateds):
+            self._inner_done.update(a for a, done in dones.items() if done and a != "__all__")
         inner_over = bool(
             terminateds.get("__all__")
             or truncateds.get("__all__")
@@ -342,12 +343,10 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
 
         for agent in self.possible_agents:
             self._returns[agent].append(self._episode_return.get(agent, 0.0))
-        if len(self._returns[self.possible_agents[0]]) >= self.episodes_per_trial:
+        if self._in_last_inner_episode:
             out_terminateds = {"__all__": True}
-            for agent in self._seen:
-                out_obs[agent], out_rewards[agent] = self._emit(
-                    agent, self._last_obs[agent], done_flag=True
-                )
+            for agent, last_obs in self._last_obs.items():
+                out_obs[agent], out_rewards[agent] = self._emit(agent, last_obs, done_flag=True)
                 out_infos[agent] = {
                     **self._info(agent, infos),
                     INNER_EPISODE_RETURNS: list(self._returns[agent]),
@@ -360,10 +359,8 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         self._episode_index += 1
         self._start_inner_episode()
         self._new_episode = set(self.possible_agents)
+        self._observe(obs)
         for agent, o in obs.items():
-            self._seen.add(agent)
-            self._inner_seen.add(agent)
-            self._last_obs[agent] = o
             out_obs[agent], out_rewards[agent] = self._emit(agent, o, done_flag=True)
             out_infos[agent] = self._info(agent, {**infos, **reset_infos})
         return out_obs, out_rewards, {"__all__": False}, {"__all__": False}, out_infos

@@ -11,8 +11,9 @@ from ray.rllib.core.models.torch.encoder import TorchGRUEncoder, TorchLSTMEncode
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_marl_meta.algorithms.rl2 import RL2, RL2Catalog, RL2Config, meta_test
+from rllib_marl_meta.algorithms.rl2 import RL2, MetaTestResult, RL2Catalog, RL2Config, meta_test
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import RL2TrialWrapper
+from rllib_marl_meta.evaluation import format_table
 from rllib_marl_meta.tasks import TaskAPIError
 from tests.algorithms.rl2.conftest import small_rl2_config, train_then_meta_test
 from tests.algorithms.rl2.tiny_envs import NoTaskEnv, TwoAgentEnv
@@ -323,12 +324,28 @@ def test_meta_test_is_seeded_and_batch_size_independent(ray_session):
         np.testing.assert_array_equal(g.returns, greedy[0].returns)
     # A bandit pull pays 0 or 1: 2 pulls per inner episode.
     assert set(np.unique(a.returns)) <= {0.0, 1.0, 2.0}
-    summary = a.to_dict()
-    assert len(summary["inner_episode_return_mean"]) == 3
-    assert summary["trial_return_mean"] == pytest.approx(a.returns.sum(axis=1).mean())
-    assert "trial return" in a.table()
+    assert "Meta-test of RL2 on BernoulliBandit: 10 new tasks (seed 5)" in format_table(
+        a.to_common("BernoulliBandit", seed=5)
+    )
     with pytest.raises(ValueError, match="env_name and episodes_per_trial"):
         meta_test(module, num_tasks=2)
+
+
+def test_meta_test_result_to_common():
+    result = MetaTestResult(
+        returns=np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 7.0]]),  # [task, inner episode]
+        tasks=[{}, {}],
+        agent_returns={"a": np.array([[0.5, 1.0, 1.5], [1.5, 2.0, 3.5]])},
+    )
+    common = result.to_common("Bandit", seed=5)
+    assert common.labels == ["episode_1", "episode_2", "episode_3"]
+    assert common.returns == [[1.0, 3.0], [2.0, 4.0], [3.0, 7.0]]
+    assert common.mean == [2.0, 3.0, 5.0] == result.mean.tolist()
+    assert common.groups == {"agent": {"a": [[0.5, 1.5], [1.0, 2.0], [1.5, 3.5]]}}
+    assert (common.algorithm, common.env) == ("RL2", "Bandit")
+    assert (common.num_tasks, common.seed) == (2, 5)
+    one_task = MetaTestResult(returns=np.array([[1.0, 2.0]]), tasks=[{}]).to_common("B", 0)
+    assert one_task.stderr == [0.0, 0.0] and one_task.groups == {}
 
 
 def test_remote_env_runners_create_the_trial_env(ray_session):

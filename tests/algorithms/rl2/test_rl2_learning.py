@@ -41,9 +41,11 @@ def test_rl2_beats_random_on_bernoulli_bandits(ray_session):
     finally:
         algo.stop()
     random_return = PULLS * float(np.mean([task["probs"].mean() for task in result.tasks]))
-    rl2_return = result.trial_return_mean
+    trial_returns = result.returns.sum(axis=1)
+    rl2_return = float(trial_returns.mean())
+    sem = trial_returns.std(ddof=1) / np.sqrt(len(trial_returns))
     print(
-        f"\nRL2 trial return {rl2_return:.3f} +- {result.trial_return_sem:.3f} (sem), "
+        f"\nRL2 trial return {rl2_return:.3f} +- {sem:.3f} (sem), "
         f"random {random_return:.3f}, per pull {np.round(result.mean, 3).tolist()}"
     )
     assert rl2_return >= random_return + MARGIN
