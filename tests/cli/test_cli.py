@@ -15,20 +15,13 @@ import pytest
 
 from rllib_marl_meta import cli
 from rllib_marl_meta.rllib_compat import translate
-from tests.integration._ray_utils import VENV_BIN, isolated_ray_env, run
+from tests.integration._ray_utils import TINY_MAML, VENV_BIN, isolated_ray_env, run
 
 CONSOLE_SCRIPT = VENV_BIN / "rllib-marl-meta"
 RLLIB_SCRIPT = VENV_BIN / "rllib"
 PYTHON_M = [sys.executable, "-m", "rllib_marl_meta"]
 COOP = "tuned_examples/maml/cooperative_navigation.yaml"
-TINY = {
-    "num_env_runners": 0,
-    "meta_batch_size": 2,
-    "episodes_per_task": 1,
-    "maml_optimizer_steps": 1,
-    "env_config": {"horizon": 10},
-    "model_config": {"fcnet_hiddens": [8]},
-}
+
 GOOD = """
 exp:
   env: PointNavigation2D
@@ -97,7 +90,7 @@ def test_rllib_train_file_then_evaluate_multi_agent_checkpoint(tmp_path):
                 "--stop",
                 '{"training_iteration": 1}',
                 "--config",
-                json.dumps(TINY),
+                json.dumps(TINY_MAML),
                 "--storage-path",
                 str(storage),
                 "--num-cpus",
@@ -217,7 +210,7 @@ def test_a_trial_larger_than_the_local_ray_instance_exits_2_before_tune_waits(tm
                 "-f",
                 COOP,
                 "--config",
-                json.dumps({**TINY, "num_env_runners": 3}),
+                json.dumps({**TINY_MAML, "num_env_runners": 3}),
                 "--storage-path",
                 str(tmp_path / "results"),
                 "--num-cpus",
