@@ -11,7 +11,10 @@ takes part in meta-learning once it offers these three methods, and honours
 
 from __future__ import annotations
 
+import inspect
+import random
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -266,3 +269,68 @@ def missing_task_methods(obj: Any) -> list[str]:
 
 def has_task_api(obj: Any) -> bool:
     return not missing_task_methods(obj)
+
+
+def _accepts_seed(sample_tasks: Any) -> bool:
+    """Whether a ``sample_tasks`` method takes a ``seed`` argument (our contract) or not."""
+    try:
+        parameters = inspect.signature(sample_tasks).parameters
+    except (TypeError, ValueError):
+        return True
+    return "seed" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+@contextmanager
+def _seeded_global_rngs(env: Any, seed: int):
+    """Seeds what an old-contract env may draw tasks from, and restores it afterwards.
+
+    Old RLlib ``TaskSettableEnv`` envs define ``sample_tasks(self, n_tasks)`` without a seed
+    and draw from numpy's global RNG, Python's ``random`` or their own ``np_random``.
+    """
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    own = vars(env).get("_np_random", vars(env).get("np_random"))
+    attr = "_np_random" if "_np_random" in vars(env) else "np_random"
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+    if isinstance(own, np.random.Generator):
+        setattr(env, attr, np.random.default_rng(seed))
+    elif isinstance(own, np.random.RandomState):
+        setattr(env, attr, np.random.RandomState(seed % 2**32))
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+        if own is not None:
+            setattr(env, attr, own)
+
+
+def draw_tasks(env: Any, n: int, seed: int | None = None) -> list[Any]:
+    """``n`` tasks from ``env.sample_tasks``, reproducible under ``seed``.
+
+    Works for this package's contract (``sample_tasks(n, seed=None)``) and for envs written to
+    old RLlib's ``TaskSettableEnv`` contract (``sample_tasks(n_tasks)``, tasks of any type),
+    whose RNGs are seeded for the call instead. Tasks are returned as they are: a task is
+    opaque and is never unpacked.
+    """
+    sample = env.sample_tasks
+    if seed is None:
+        tasks = sample(n)
+    elif _accepts_seed(sample):
+        tasks = sample(n, seed=seed)
+    else:
+        with _seeded_global_rngs(env, seed):
+            tasks = sample(n)
+    if isinstance(tasks, np.ndarray):
+        tasks = list(tasks)
+    if not isinstance(tasks, (list, tuple)) or len(tasks) != n:
+        raise TaskAPIError(
+            f"{type(env).__name__}.sample_tasks({n}) must return a list of {n} tasks, got "
+            f"{type(tasks).__name__}"
+            + (f" of length {len(tasks)}" if hasattr(tasks, "__len__") else "")
+            + "."
+        )
+    return list(tasks)

@@ -7,7 +7,7 @@ methods, so these helpers walk the stack to the first layer that implements the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rllib_marl_meta.tasks.api import TASK_API_METHODS, Task, TaskAPIError, has_task_api
@@ -76,23 +76,44 @@ def sub_envs(vector_env: Any) -> list[Any]:
     return [vector_env]
 
 
-def set_tasks(env: Any, tasks: Task | Sequence[Task]) -> None:
-    """Sets one task on every sub-env of ``env``, or ``tasks[i]`` on sub-env ``i``.
+def set_tasks(env: Any, tasks: list[Task] | Mapping) -> None:
+    """Sets ``tasks[i]`` on sub-env ``i`` of ``env``; a dict task is set on every sub-env.
 
-    ``env`` may be a single env or a (wrapped) synchronous vector env.
+    ``env`` may be a single env or a (wrapped) synchronous vector env. ``tasks`` must be a
+    ``list`` with one task per sub-env: a tuple or array is refused, because it may be one task
+    of an old-contract env, which must never be unpacked over sub-envs. To set one task of any
+    type on every sub-env, use :func:`set_task_on_all`.
     """
     envs = sub_envs(env)
     if isinstance(tasks, Mapping):
         tasks = [tasks] * len(envs)
+    if not isinstance(tasks, list):
+        raise TypeError(
+            f"set_tasks takes a list with one task per sub-env (or one dict task), got "
+            f"{type(tasks).__name__} {tasks!r}. To set one task of any type on every sub-env, "
+            "use `set_task_on_all(env, task)`."
+        )
     if len(tasks) != len(envs):
         raise ValueError(f"Got {len(tasks)} tasks for {len(envs)} sub-envs; pass one per sub-env.")
+    _check_sync(env, envs)
+    for sub_env, task in zip(envs, tasks):
+        require_task_env(sub_env).set_task(task)
+
+
+def set_task_on_all(env: Any, task: Task | Any) -> None:
+    """Sets the one ``task`` (of any type, never unpacked) on every sub-env of ``env``."""
+    envs = sub_envs(env)
+    _check_sync(env, envs)
+    for sub_env in envs:
+        require_task_env(sub_env).set_task(task)
+
+
+def _check_sync(env: Any, envs: list[Any]) -> None:
     if len(envs) == 1 and envs[0] is env and hasattr(env, "call") and find_task_env(env) is None:
         raise TaskAPIError(
             "Setting tasks on an asynchronous vector env is not supported: use "
             "`gym_env_vectorize_mode='SYNC'` (RLlib's default)."
         )
-    for sub_env, task in zip(envs, tasks):
-        require_task_env(sub_env).set_task(task)
 
 
 def get_tasks(env: Any) -> list[Task]:
@@ -100,8 +121,14 @@ def get_tasks(env: Any) -> list[Task]:
     return [require_task_env(e).get_task() for e in sub_envs(env)]
 
 
-def set_tasks_on_env_runner(env_runner: Any, tasks: Task | Sequence[Task]) -> None:
-    """Sets tasks on an RLlib EnvRunner's envs; the next ``sample`` starts fresh episodes."""
+def set_tasks_on_env_runner(env_runner: Any, tasks: list[Task] | Mapping) -> None:
+    """:func:`set_tasks` on an RLlib EnvRunner's envs; the next ``sample`` starts fresh episodes."""
     set_tasks(env_runner.env, tasks)
     # Episodes in flight were collected under the old task: make the runner reset them.
+    env_runner._needs_initial_reset = True
+
+
+def set_task_on_env_runner(env_runner: Any, task: Task | Any) -> None:
+    """:func:`set_task_on_all` on an RLlib EnvRunner's envs (one opaque task everywhere)."""
+    set_task_on_all(env_runner.env, task)
     env_runner._needs_initial_reset = True

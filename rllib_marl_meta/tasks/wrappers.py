@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo.utils import BaseParallelWrapper, BaseWrapper
 
-from rllib_marl_meta.tasks.api import Task, TaskField, TaskSettableMixin, TaskSpace
+from rllib_marl_meta.tasks.api import Task, TaskField, TaskSettableMixin, TaskSpace, draw_tasks
 
 OnTaskSet = Callable[[Any, Task], None]
 
@@ -143,7 +143,7 @@ class _NewTaskEachEpisodeMixin:
     def _reset_with_new_task(self, seed: int | None, options: dict | None):
         if seed is not None:  # Seed first, so the task drawn below follows the seed.
             self.env.reset(seed=seed)
-        task = self._task_env.sample_tasks(1)[0]
+        task = draw_tasks(self._task_env, 1)[0]
         return self.env.reset(options={**(options or {}), "task": task})
 
 

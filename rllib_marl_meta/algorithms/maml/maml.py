@@ -23,6 +23,8 @@ import ray
 from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
 from ray.rllib.algorithms.ppo.ppo import PPOConfig
+from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.utils.annotations import override
@@ -35,9 +37,22 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_marl_meta.algorithms.config_checks import (
+    COMMON_SETTINGS,
+    CheckedSettingsMixin,
+    boolean,
+    check_multi_agent_setup,
+    integer,
+    module_id_list,
+    number,
+    one_of,
+    probe_env,
+    torch_only,
+)
 from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
-from rllib_marl_meta.algorithms.maml.sampling import TaskJob, make_driver_env, sample_tasks
-from rllib_marl_meta.tasks import TaskAPIError, require_task_env
+from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
+from rllib_marl_meta.envs.creation import close_env, make_driver_env, register_class_path_env
+from rllib_marl_meta.tasks import TaskAPIError, draw_tasks, require_task_env
 
 META_GRADIENTS = ("second_order", "first_order")
 INNER_LOSSES = ("pg", "lvc")
@@ -45,7 +60,7 @@ BASELINES = ("linear", "value")
 TASK_RNG_KEY = "maml_task_rng_state"
 
 
-class MAMLConfig(AlgorithmConfig):
+class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
     """Configuration of :class:`MAML`. Defaults follow ProMP and old RLlib MAML.
 
     Example::
@@ -58,7 +73,32 @@ class MAMLConfig(AlgorithmConfig):
         )
         algo = config.build_algo()
         print(algo.train()["adaptation_delta"])
+
+    Every setting in ``SETTINGS`` is range-checked where it is set (``training()``, attribute
+    assignment, ``update_from_dict``) and again in ``validate()``.
     """
+
+    SETTINGS = COMMON_SETTINGS | {
+        "inner_adaptation_steps": integer(1),
+        "inner_lr": number(0.0, low_open=True),
+        "maml_optimizer_steps": integer(1),
+        "meta_batch_size": integer(1),
+        "episodes_per_task": integer(1, optional=True),
+        "env_steps_per_task": integer(1, optional=True),
+        "meta_gradient": one_of(*META_GRADIENTS),
+        "inner_loss": one_of(*INNER_LOSSES),
+        "baseline": one_of(*BASELINES),
+        "modules_to_adapt": module_id_list(),
+        "clip_param": number(0.0, low_open=True),
+        "kl_coeff": number(0.0),
+        "kl_target": number(0.0, low_open=True),
+        "vf_loss_coeff": number(0.0),
+        "entropy_coeff": number(0.0),
+        "lambda_": number(0.0, 1.0),
+        "use_gae": boolean(),
+        "max_task_resamples": integer(0),
+        "framework_str": torch_only("MAML"),
+    }
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or MAML)
@@ -209,35 +249,21 @@ class MAMLConfig(AlgorithmConfig):
 
     @override(AlgorithmConfig)
     def validate(self) -> None:
-        super().validate()
-        errors = []
-
-        def positive_int(name: str, value: Any) -> None:
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                errors.append(f"`{name}` must be an integer >= 1, got {value!r}.")
-
-        positive_int("inner_adaptation_steps", self.inner_adaptation_steps)
-        positive_int("meta_batch_size", self.meta_batch_size)
-        positive_int("maml_optimizer_steps", self.maml_optimizer_steps)
-        if self.meta_gradient not in META_GRADIENTS:
-            errors.append(
-                f"Unknown `meta_gradient` {self.meta_gradient!r}; use one of {META_GRADIENTS}."
+        if self.framework_str != "torch":  # Before RLlib's "install tensorflow".
+            raise ValueError(
+                f"MAML is implemented for torch only, got framework {self.framework_str!r}; "
+                "use `config.framework('torch')`."
             )
-        if self.inner_loss not in INNER_LOSSES:
-            errors.append(f"Unknown `inner_loss` {self.inner_loss!r}; use one of {INNER_LOSSES}.")
-        if self.baseline not in BASELINES:
-            errors.append(f"Unknown `baseline` {self.baseline!r}; use one of {BASELINES}.")
+        errors = self.check_settings()
+        if errors:  # Before RLlib's own checks, which may fail less clearly on them.
+            raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
+        super().validate()
         if (self.episodes_per_task is None) == (self.env_steps_per_task is None):
             errors.append(
                 "Set exactly one of `episodes_per_task` and `env_steps_per_task` "
                 f"(got {self.episodes_per_task!r} and {self.env_steps_per_task!r})."
             )
-        elif self.episodes_per_task is not None:
-            positive_int("episodes_per_task", self.episodes_per_task)
-        else:
-            positive_int("env_steps_per_task", self.env_steps_per_task)
-        if not (isinstance(self.inner_lr, (int, float)) and self.inner_lr > 0):
-            errors.append(f"`inner_lr` must be a positive number, got {self.inner_lr!r}.")
+        errors += self._module_id_errors()
         if self.batch_mode != "complete_episodes":
             errors.append(
                 f"MAML adapts on whole episodes per task, but `batch_mode` is "
@@ -245,24 +271,62 @@ class MAMLConfig(AlgorithmConfig):
             )
         if self.model_config.get("use_lstm"):
             errors.append("MAML supports feed-forward modules only; remove `use_lstm=True`.")
-        if self.framework_str != "torch":
-            errors.append(f"MAML is implemented for torch only, got {self.framework_str!r}.")
         if errors:
             raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
         if self.env is not None:
+            register_class_path_env(self.env)
             self._validate_task_api()
 
+    def module_ids(self) -> set[str]:
+        """The IDs of the RLModules this config builds."""
+        if isinstance(self._rl_module_spec, MultiRLModuleSpec) and isinstance(
+            self._rl_module_spec.rl_module_specs, dict
+        ):
+            return set(self._rl_module_spec.rl_module_specs)
+        if self.is_multi_agent:
+            return set(self.policies)
+        return {DEFAULT_MODULE_ID}
+
+    def _module_id_errors(self) -> list[str]:
+        """``modules_to_adapt`` must name modules that exist and are trained."""
+        wanted = self.modules_to_adapt
+        if wanted is None or not isinstance(wanted, (list, tuple, set, frozenset)):
+            return []
+        known = self.module_ids()
+        errors = []
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            errors.append(
+                f"`modules_to_adapt` names modules {unknown} that do not exist; the modules are "
+                f"{sorted(known)}. Without them, no module would adapt in the inner loop."
+            )
+        elif not wanted:
+            errors.append(
+                "`modules_to_adapt` is empty, so no module would adapt in the inner loop; use "
+                "None to adapt every trained module."
+            )
+        trained = self.policies_to_train
+        if isinstance(trained, (list, tuple, set, frozenset)):
+            frozen = sorted(set(wanted) & known - set(trained))
+            if frozen:
+                errors.append(
+                    f"`modules_to_adapt` names modules {frozen} that are not in "
+                    f"`policies_to_train` {sorted(trained)}; only trained modules adapt."
+                )
+        return errors
+
     def _validate_task_api(self) -> None:
-        """Fails early, on the driver, if the env has no task API."""
+        """Fails early, on the driver, on an env without the task API or with bad output."""
         env = make_driver_env(self)
         try:
-            require_task_env(env)
-        except TaskAPIError as e:
-            raise ValueError(f"MAML needs an env with the task API. {e}") from None
+            try:
+                require_task_env(env)
+            except TaskAPIError as e:
+                raise ValueError(f"MAML needs an env with the task API. {e}") from None
+            check_multi_agent_setup(self, env, "MAML")
+            probe_env(env, "MAML")
         finally:
-            close = getattr(env, "close", None)
-            if callable(close):
-                close()
+            close_env(env)
 
 
 class MAML(Algorithm):
@@ -283,7 +347,7 @@ class MAML(Algorithm):
     def training_step(self) -> None:
         cfg = self.config
         task_seed = int(self._task_rng.integers(2**31 - 1))
-        tasks = self._task_env.sample_tasks(cfg.meta_batch_size, seed=task_seed)
+        tasks = draw_tasks(self._task_env, cfg.meta_batch_size, seed=task_seed)
         iteration_seed = (cfg.seed or 0) * 1_000_003 + self.iteration * 7919
         step_episodes = self._sample_and_adapt(tasks, cfg.inner_adaptation_steps, iteration_seed)
 
@@ -316,7 +380,7 @@ class MAML(Algorithm):
             task return is the mean over that task's episodes.
         """
         steps = self.config.inner_adaptation_steps if adaptation_steps is None else adaptation_steps
-        tasks = self._task_env.sample_tasks(num_tasks, seed=10_000_019 + seed)
+        tasks = draw_tasks(self._task_env, num_tasks, seed=10_000_019 + seed)
         try:
             step_episodes = self._sample_and_adapt(
                 tasks, steps, 7_777_777 + seed * 7919, log_metrics=False
@@ -355,7 +419,7 @@ class MAML(Algorithm):
                 for i in range(len(tasks))
             ]
             start = time.perf_counter()
-            episodes_per_task, runner_metrics = sample_tasks(self, jobs)
+            episodes_per_task, runner_metrics = sample_task_episodes(self, jobs, step)
             sampling_seconds += time.perf_counter() - start
             if log_metrics:  # Meta-testing must not count towards training's env steps.
                 self.metrics.aggregate(runner_metrics, key=ENV_RUNNER_RESULTS)

@@ -14,6 +14,8 @@ from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.metrics import ALL_MODULES
 from ray.rllib.utils.typing import ModuleID
 
+from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES
+
 KL_COEFF_KEY = "curr_kl_coeff"
 INNER_LOSS_KEY = "inner_loss"
 OUTER_LOSS_KEY = "outer_loss"
@@ -34,6 +36,15 @@ class MAMLLearner(Learner, abc.ABC):
         }
         self._task_batches: dict[int, list[Any]] = {}
         self._adapted_params: dict[int, Any] = {}
+        wanted = self.config.modules_to_adapt
+        if wanted is not None and not self._adapt_module_ids():
+            # `MAMLConfig.validate()` checks this for the modules it knows; a custom
+            # MultiRLModuleSpec can still build other ones.
+            raise ValueError(
+                f"`modules_to_adapt` {sorted(wanted)} names none of the trained modules "
+                f"{sorted(m for m in self.module.keys() if self.should_module_be_updated(m))}: "
+                "no module would adapt in the inner loop."
+            )
 
     # --- Protocol called by the MAML algorithm ------------------------------------------------
 
@@ -51,6 +62,15 @@ class MAMLLearner(Learner, abc.ABC):
             shared_data={},
             metrics=self.metrics,
         )
+        for module_id, module_batch in batch.items():
+            advantages = module_batch.get(ADVANTAGES)
+            if advantages is not None and not self._all_finite(advantages):
+                raise FloatingPointError(
+                    f"MAML: non-finite advantages for task {task_id}, adaptation step {step}, "
+                    f"module {module_id!r}, although the episodes' rewards and observations are "
+                    "finite. Check the value baseline (`baseline='linear'` needs no value head) "
+                    "and the reward scale."
+                )
         batches.append(batch)
 
     def adapt(self, task_ids: list[int]) -> dict[int, dict[ModuleID, dict[str, Any]]]:
@@ -59,6 +79,13 @@ class MAMLLearner(Learner, abc.ABC):
         for task_id in task_ids:
             latest = self._task_batches[task_id][-1]
             params = self._adapt_one_step(self._adapted_params.get(task_id), latest)
+            bad = self._non_finite_names(params)
+            if bad:
+                raise FloatingPointError(
+                    f"MAML: the inner update of task {task_id} (step "
+                    f"{len(self._task_batches[task_id])}) made parameters {bad[:3]} non-finite. "
+                    f"Lower `inner_lr` (now {self.config.inner_lr}) or scale the rewards."
+                )
             self._adapted_params[task_id] = params
             weights[task_id] = self._inference_weights(params)
         return weights
@@ -128,6 +155,14 @@ class MAMLLearner(Learner, abc.ABC):
             self.curr_kl_coeffs_per_module.update(state[KL_COEFF_KEY])
 
     # --- Framework-specific parts -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _all_finite(self, values: Any) -> bool:
+        """Whether a tensor holds no NaN or infinity."""
+
+    @abc.abstractmethod
+    def _non_finite_names(self, params: Any) -> list[str]:
+        """``module/param`` names of the parameters in ``params`` that hold NaN or infinity."""
 
     @abc.abstractmethod
     def _meta_parameters(self) -> Any:

@@ -29,13 +29,14 @@ from ray.rllib.utils.spaces.space_utils import (
 )
 
 from rllib_marl_meta import evaluation
-from rllib_marl_meta.algorithms.rl2.rl2 import TrialEnvCreator, inner_env_creator
+from rllib_marl_meta.algorithms.rl2.rl2 import TrialEnvCreator
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     INNER_EPISODE_RETURNS,
     TASK,
     MultiAgentRL2TrialWrapper,
 )
-from rllib_marl_meta.tasks import Task, require_task_env
+from rllib_marl_meta.envs.creation import env_creator
+from rllib_marl_meta.tasks import Task, draw_tasks, require_task_env
 
 _SINGLE = "__single_agent__"
 
@@ -190,12 +191,12 @@ def meta_test(
         mid: _to_env_action(m.action_space, normalize_actions, clip_actions)
         for mid, m in modules.items()
     }
-    creator = TrialEnvCreator(inner_env_creator(env_name), episodes_per_trial)
+    creator = TrialEnvCreator(env_creator(env_name), episodes_per_trial)
     make = lambda: creator(EnvContext(dict(env_config or {}), worker_index=0))  # noqa: E731
 
     envs = [make()]
     if tasks is None:
-        tasks = require_task_env(envs[0].env).sample_tasks(num_tasks, seed=seed)
+        tasks = draw_tasks(require_task_env(envs[0].env), num_tasks, seed=seed)
     tasks = list(tasks)
     multi_agent = isinstance(envs[0], MultiAgentRL2TrialWrapper)
     seeds = np.random.SeedSequence(seed).generate_state(len(tasks)) if seed is not None else None

@@ -39,7 +39,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ray.rllib.algorithms.algorithm import Algorithm
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.default_ppo_rl_module import DefaultPPORLModule
@@ -50,12 +49,24 @@ from ray.rllib.env.env_context import EnvContext
 from ray.rllib.utils import force_list
 from ray.tune.registry import register_env
 
+from rllib_marl_meta.algorithms.config_checks import (
+    COMMON_SETTINGS,
+    CheckedSettingsMixin,
+    boolean,
+    check_multi_agent_setup,
+    integer,
+    number,
+    one_of,
+    probe_env,
+    torch_only,
+)
 from rllib_marl_meta.algorithms.rl2.callbacks import RL2MetricsCallback
 from rllib_marl_meta.algorithms.rl2.catalog import RNN_CELLS, RL2Catalog
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     MultiAgentRL2TrialWrapper,
     make_trial_env,
 )
+from rllib_marl_meta.envs.creation import close_env, env_creator
 from rllib_marl_meta.tasks import TaskAPIError, require_task_env
 
 TRIAL_ENV_PREFIX = "RL2Trials"
@@ -74,19 +85,6 @@ def trial_env_name(env: Any, episodes_per_trial: int) -> str:
     return f"{TRIAL_ENV_PREFIX}[{env_label(env)}|episodes_per_trial={episodes_per_trial}]"
 
 
-def inner_env_creator(env: Any) -> Callable[[dict], Any]:
-    """RLlib's creator for ``env``: Tune-registered name, ``"module.Class"``, gymnasium id or
-    class (``Algorithm._get_env_id_and_creator``)."""
-    if not isinstance(env, (str, type)):
-        raise ValueError(
-            f"RL2 needs `config.environment(env)` to be a Tune-registered env name, a gymnasium "
-            f"id, a class path or an env class; got {env!r}. Register a creator with "
-            "`ray.tune.registry.register_env(name, creator)` and pass the name."
-        )
-    # RL² wraps the env object itself, so never RLlib's remote-env actor (remote_worker_envs).
-    return Algorithm._get_env_id_and_creator(env, {"remote_worker_envs": False})[1]
-
-
 class TrialEnvCreator:
     """Picklable env creator: the user's env, wrapped in RL² trials."""
 
@@ -98,7 +96,7 @@ class TrialEnvCreator:
         return make_trial_env(self.inner_creator(env_context), self.episodes_per_trial)
 
 
-class RL2Config(PPOConfig):
+class RL2Config(CheckedSettingsMixin, PPOConfig):
     """Configuration of :class:`RL2`: PPO's settings plus the RL² trial and RNN settings.
 
     Defaults follow garage's RL²-PPO where RLlib's PPO differs: GRU with 64 units,
@@ -107,7 +105,31 @@ class RL2Config(PPOConfig):
     ``cell_size`` dense layer, the RNN, linear policy and value heads, separate actor and critic.
     ``max_seq_len`` (50) is the backprop-through-time chunk; set it to the trial length when
     trials are short (bandits) to avoid padding.
+
+    Every numeric setting is range-checked where it is set (see ``SETTINGS``).
     """
+
+    SETTINGS = COMMON_SETTINGS | {
+        # PPO.
+        "lambda_": number(0.0, 1.0),
+        "clip_param": number(0.0, low_open=True),
+        "vf_clip_param": number(0.0, low_open=True),
+        "vf_loss_coeff": number(0.0),
+        "entropy_coeff": number(0.0, schedule=True),
+        "kl_coeff": number(0.0),
+        "kl_target": number(0.0, low_open=True),
+        "num_epochs": integer(1),
+        "minibatch_size": integer(1, optional=True),
+        "use_gae": boolean(),
+        "use_kl_loss": boolean(),
+        "use_critic": boolean(),
+        # RL².
+        "episodes_per_trial": integer(1),
+        "rnn_cell": one_of(*RNN_CELLS),
+        "cell_size": integer(1),
+        "max_seq_len": integer(1),
+        "framework_str": torch_only("RL2"),
+    }
 
     def __init__(self, algo_class: type | None = None) -> None:
         super().__init__(algo_class=algo_class or RL2)
@@ -195,21 +217,9 @@ class RL2Config(PPOConfig):
         self._validate_recurrent_model(trial_env)
 
     def _validate_rl2_settings(self) -> None:
-        n = self.episodes_per_trial
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(
-                f"RL2 needs `episodes_per_trial` >= 1 (inner episodes per trial), got {n!r}. "
-                "Set it with `config.training(episodes_per_trial=10)`."
-            )
-        if self.rnn_cell not in RNN_CELLS:
-            raise ValueError(
-                f"RL2 `rnn_cell` must be one of {RNN_CELLS}, got {self.rnn_cell!r}. "
-                "Set it with `config.training(rnn_cell='gru')`."
-            )
-        for name in ("cell_size", "max_seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"RL2 `{name}` must be a positive int, got {value!r}.")
+        problems = self.check_settings()
+        if problems:
+            raise ValueError("Invalid RL2Config:\n  - " + "\n  - ".join(problems))
         model_config = self.model_config
         if model_config.get("recurrent_layer_type") == "gru" and (
             model_config.get("lstm_kernel_initializer") or model_config.get("lstm_bias_initializer")
@@ -238,7 +248,7 @@ class RL2Config(PPOConfig):
                 f"`config.env` is {inner!r}, a name RL2 derives for its trial-wrapped env. Pass "
                 "the original env instead: `config.environment('BernoulliBandit', ...)`."
             )
-        creator = inner_env_creator(inner)
+        creator = env_creator(inner)
         env = creator(EnvContext(dict(self.env_config or {}), worker_index=0))
         try:
             try:
@@ -247,24 +257,17 @@ class RL2Config(PPOConfig):
                 raise TaskAPIError(
                     f"RL2 draws a new task for every trial, so its env needs the task API. {err}"
                 ) from None
+            probe_env(env, f"RL2 on env {env_label(inner)}")
             trial_env = make_trial_env(env, self.episodes_per_trial)
         except Exception:
-            _close(env)
+            close_env(env)
             raise
         multi_agent = isinstance(trial_env, MultiAgentRL2TrialWrapper)
-        if multi_agent and not self.is_multi_agent:
-            _close(trial_env)
-            raise ValueError(
-                f"Env {env_label(inner)} is multi-agent, but the config has no multi-agent "
-                "setup. Add one, e.g. `config.multi_agent(policies={'shared'}, "
-                "policy_mapping_fn=lambda agent_id, episode, **kw: 'shared')`."
-            )
-        if not multi_agent and self.is_multi_agent:
-            _close(trial_env)
-            raise ValueError(
-                f"Env {env_label(inner)} is single-agent, but the config sets up several "
-                "policies with `multi_agent(...)`. Remove the multi-agent setup."
-            )
+        try:
+            check_multi_agent_setup(self, trial_env, f"RL2 on env {env_label(inner)}")
+        except ValueError:
+            close_env(trial_env)
+            raise
         if multi_agent and self.batch_mode != "complete_episodes":
             logger.warning(
                 "RL2 on a multi-agent env with batch_mode=%r: RLlib 2.60 raises an IndexError "
@@ -311,7 +314,7 @@ class RL2Config(PPOConfig):
                     "(drop the custom `rl_module_spec`) or give it a recurrent state."
                 )
         finally:
-            _close(trial_env)
+            close_env(trial_env)
 
     def _module_specs(self) -> list[RLModuleSpec]:
         spec = self._rl_module_spec
@@ -321,13 +324,6 @@ class RL2Config(PPOConfig):
             specs = spec.rl_module_specs
             return list(specs.values()) if isinstance(specs, dict) else [specs]
         return [spec]
-
-
-def _close(env: Any) -> None:
-    try:
-        env.close()
-    except Exception:  # noqa: BLE001 - closing a probe env must never mask the real error.
-        pass
 
 
 class RL2(PPO):

@@ -36,7 +36,7 @@ import numpy as np
 from gymnasium.spaces import Box
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from rllib_marl_meta.tasks import Task, require_task_env
+from rllib_marl_meta.tasks import Task, draw_tasks, require_task_env
 
 INNER_EPISODE = "inner_episode"
 INNER_EPISODE_RETURNS = "inner_episode_returns"
@@ -129,8 +129,8 @@ class _TaskSampler:
 
     def sample(self) -> Task:
         if isinstance(getattr(self.task_env, "np_random", None), np.random.Generator):
-            return self.task_env.sample_tasks(1)[0]
-        return self.task_env.sample_tasks(1, seed=int(self.rng.integers(2**31 - 1)))[0]
+            return draw_tasks(self.task_env, 1)[0]
+        return draw_tasks(self.task_env, 1, seed=int(self.rng.integers(2**31 - 1)))[0]
 
 
 class _TrialProgress:

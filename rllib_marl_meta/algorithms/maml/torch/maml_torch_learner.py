@@ -21,6 +21,7 @@ module the first module's gradients).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,6 +33,8 @@ from ray.rllib.utils.typing import ModuleID
 
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, VALUE_TARGETS
 from rllib_marl_meta.algorithms.maml.maml_learner import MAMLLearner
+
+logger = logging.getLogger(__name__)
 
 Params = dict[ModuleID, dict[str, torch.Tensor]]
 Batch = Mapping[ModuleID, Mapping[str, torch.Tensor]]
@@ -159,6 +162,17 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
         # is all-reduced explicitly in `_meta_gradient_step` instead.
         pass
 
+    def _all_finite(self, values: torch.Tensor) -> bool:
+        return bool(torch.isfinite(values).all())
+
+    def _non_finite_names(self, params: Params) -> list[str]:
+        return [
+            f"{mid}/{name}"
+            for mid, module_params in params.items()
+            for name, p in module_params.items()
+            if not torch.isfinite(p).all()
+        ]
+
     def _meta_parameters(self) -> Params:
         return {
             mid: dict(self.module[mid].named_parameters())
@@ -208,6 +222,7 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
         theta = self._meta_parameters()
         kl_coeffs = {mid: self.curr_kl_coeffs_per_module[mid] for mid in self.module.keys()}
         total = torch.zeros((), device=self._device)
+        task_losses = []
         stat_sums: dict[ModuleID, dict[str, torch.Tensor]] = {}
         for task_id in task_ids:
             loss, stats = task_meta_loss(
@@ -222,12 +237,21 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
                 kl_coeffs=kl_coeffs,
                 entropy_coeff=self.config.entropy_coeff,
             )
-            total = total + loss + self._value_loss(task_id, theta)
+            task_loss = loss + self._value_loss(task_id, theta)
+            task_losses.append(task_loss.detach())
+            total = total + task_loss
             for mid, s in stats.items():
                 acc = stat_sums.setdefault(mid, {k: torch.zeros(()) for k in (*s, "tasks")})
                 for k, v in s.items():
                     acc[k] = acc[k] + v.cpu()
                 acc["tasks"] = acc["tasks"] + 1
+        if not torch.isfinite(total):
+            bad = next(t for t, v in zip(task_ids, task_losses) if not torch.isfinite(v))
+            raise FloatingPointError(
+                f"MAML: the outer loss of task {bad} is not finite. Its episodes and advantages "
+                f"are finite, so the policy itself diverged: lower `lr` (now {self.config.lr}) "
+                f"or `inner_lr` (now {self.config.inner_lr}), or set `grad_clip`."
+            )
         # Mean over ALL tasks of the meta-batch, wherever they were computed.
         total = total / num_tasks_total
         flat = [(mid, p) for mid, mp in theta.items() for p in mp.values()]
@@ -241,6 +265,22 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
             for g in grads:
                 dist.all_reduce(g, op=dist.ReduceOp.SUM)
             dist.all_reduce(stats_vec, op=dist.ReduceOp.SUM)
+        if not torch.isfinite(torch.stack([g.abs().sum() for g in grads])).all():
+            names = [
+                f"{mid}/{name}"
+                for mid, mp in theta.items()
+                for name, p in mp.items()
+                if p.grad is not None and not torch.isfinite(p.grad).all()
+            ]
+            message = f"MAML: non-finite meta-gradient for parameters {names[:3]}"
+            if not self.config.torch_skip_nan_gradients:
+                raise FloatingPointError(
+                    f"{message}. Lower `lr` or set `grad_clip`; "
+                    "`config.learners(torch_skip_nan_gradients=True)` skips such steps instead."
+                )
+            logger.warning("%s: step skipped (torch_skip_nan_gradients=True).", message)
+            self._log_outer_loss(float(total.detach()))
+            return self._unpack_stats(stats_vec)
         gradients = {self.get_param_ref(p): g for (_, p), g in zip(flat, grads, strict=True)}
         self.apply_gradients(self.postprocess_gradients(gradients))
         self._log_outer_loss(float(total.detach()))
