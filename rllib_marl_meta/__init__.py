@@ -2,9 +2,12 @@
 
 ``import rllib_marl_meta`` registers the algorithms (``"MAML"``, ``"RL2"``) and the built-in
 task distributions with Ray Tune, so ``tune.Tuner("MAML", ...)`` and
-``config.environment("PointNavigation2D")`` work.
+``config.environment("PointNavigation2D")`` work. The algorithms are exported here too:
+``from rllib_marl_meta import MAML, MAMLConfig, RL2, RL2Config``.
 """
 
+from rllib_marl_meta.algorithms.maml import MAML, MAMLConfig
+from rllib_marl_meta.algorithms.rl2 import RL2, RL2Config
 from rllib_marl_meta.envs import BUILTIN_ENVS, make_env, register_envs
 from rllib_marl_meta.tasks import (
     ParameterTaskWrapper,
@@ -39,6 +42,10 @@ register()
 __all__ = [
     "ALGORITHMS",
     "BUILTIN_ENVS",
+    "MAML",
+    "MAMLConfig",
+    "RL2",
+    "RL2Config",
     "ParameterTaskWrapper",
     "PettingZooTaskWrapper",
     "Task",
