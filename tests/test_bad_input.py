@@ -267,7 +267,8 @@ def test_env_error_text_reaches_the_user_without_fault_tolerance(ray_session, nu
     try:
         with pytest.raises(
             TaskSamplingError,
-            match=r"the env raised on EnvRunner \d: KeyError: 'boom from the env step' \(.*faulty_envs.py:\d+ in step\)",
+            match=r"the env raised on EnvRunner \d: KeyError: 'boom from the env step' "
+            r"\(.*faulty_envs.py:\d+ in step\)",
         ):
             algo.train()
     finally:
@@ -286,3 +287,17 @@ def test_env_error_text_reaches_the_user_when_retries_run_out(ray_session):
             algo.train()
     finally:
         algo.stop()
+
+
+def test_rl2_non_finite_reward_names_the_inner_episode_and_task():
+    from rllib_marl_meta.algorithms.rl2.trial_wrapper import make_trial_env
+
+    # The trial's reset seeds the inner env with a reset of its own: inner episode 2 is reset 3.
+    env = make_trial_env(NonFiniteEnv({"horizon": 5, "what": "reward", "from_episode": 3}), 3)
+    env.reset(seed=0)
+    for _ in range(5):  # Inner episode 1 is finite.
+        env.step(env.action_space.sample())
+    env.step(env.action_space.sample())
+    env.step(env.action_space.sample())
+    with pytest.raises(ValueError, match=r"RL2: non-finite reward \(nan\).*inner episode 2.*goal"):
+        env.step(env.action_space.sample())

@@ -28,6 +28,7 @@ seed that was applied last does not rewind them (see ``_TaskSampler.seed``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
 from typing import Any
 
@@ -160,6 +161,19 @@ class _TrialProgress:
         self._task = self._sampler.task_env.get_task()
         return options or None
 
+    def _check_reward(self, reward: float, agent: Hashable | None = None) -> float:
+        """``reward`` as a float; a NaN or infinite one is an error naming where it came from."""
+        reward = float(reward)
+        if not math.isfinite(reward):
+            who = "" if agent is None else f" for agent {agent!r}"
+            raise ValueError(
+                f"RL2: non-finite reward ({reward}) from the env{who} in inner episode "
+                f"{self._episode_index + 1} of a trial on task {self._task!r}. RL² cannot learn "
+                "from NaN or infinite rewards: make the env return finite values (for example "
+                "clip them with a gymnasium wrapper)."
+            )
+        return reward
+
     @property
     def _in_last_inner_episode(self) -> bool:
         return self._episode_index + 1 >= self.episodes_per_trial
@@ -204,7 +218,7 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        reward = float(reward)
+        reward = self._check_reward(reward)
         self._episode_return += reward
         prev_action = self._augment.encode_action(action)
         info = dict(info)
@@ -320,8 +334,9 @@ class MultiAgentRL2TrialWrapper(_TrialProgress, MultiAgentEnv):
         obs, rewards, terminateds, truncateds, infos = self.env.step(action_dict)
         infos = infos or {}
         for agent, r in rewards.items():
-            self._pending_reward[agent] = self._pending_reward.get(agent, 0.0) + float(r)
-            self._episode_return[agent] = self._episode_return.get(agent, 0.0) + float(r)
+            r = self._check_reward(r, agent)
+            self._pending_reward[agent] = self._pending_reward.get(agent, 0.0) + r
+            self._episode_return[agent] = self._episode_return.get(agent, 0.0) + r
         self._observe(obs)
         for dones in (terminateds, truncateds):
             self._inner_done.update(a for a, done in dones.items() if done and a != "__all__")
