@@ -301,3 +301,20 @@ def test_rl2_non_finite_reward_names_the_inner_episode_and_task():
     env.step(env.action_space.sample())
     with pytest.raises(ValueError, match=r"RL2: non-finite reward \(nan\).*inner episode 2.*goal"):
         env.step(env.action_space.sample())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"num_tasks": 0}, r"`num_tasks` must be an integer >= 1; got 0"),
+        ({"seed": -3}, r"`seed` must be an integer >= 0; got -3"),
+        ({"adaptation_steps": 0}, r"`adaptation_steps` must be an integer >= 1; got 0"),
+    ],
+)
+def test_meta_test_arguments_are_checked(ray_session, kwargs, pattern):
+    algo = _tiny_maml("PointNavigation2D").build_algo()
+    try:
+        with pytest.raises(ValueError, match=pattern):
+            algo.meta_test(**kwargs)
+    finally:
+        algo.stop()

@@ -380,6 +380,15 @@ class MAML(Algorithm):
             task return is the mean over that task's episodes.
         """
         steps = self.config.inner_adaptation_steps if adaptation_steps is None else adaptation_steps
+        for name, value, setting in (
+            ("num_tasks", num_tasks, integer(1)),
+            ("seed", seed, integer(0)),
+            ("adaptation_steps", steps, integer(1)),
+        ):
+            if not setting.check(value):
+                raise ValueError(
+                    f"MAML.meta_test: `{name}` must be {setting.allowed}; got {value!r}."
+                )
         tasks = draw_tasks(self._task_env, num_tasks, seed=10_000_019 + seed)
         try:
             step_episodes = self._sample_and_adapt(
