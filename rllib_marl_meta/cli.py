@@ -12,23 +12,32 @@ Subcommands:
 Bad input (unknown algorithm, env or config key, missing or malformed file, unusable
 checkpoint) is reported as one line on stderr with exit code 2, before Ray starts where possible;
 ``-v`` adds the traceback. A failed trial exits with 1.
+
+Stopping: Ctrl-C (SIGINT) exits with 130. SIGTERM during ``train`` or ``evaluate`` (``kill``, a
+job scheduler, a container stop) interrupts the command the same way: the Ray instance it started
+is shut down, which ends the Tune trials and their workers, and the exit code is 143 (128 + 15,
+the shell's code for SIGTERM). A second SIGTERM during that clean-up ends the process at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
 import pickle
 import re
+import signal
 import socket
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from rllib_marl_meta.checkpoints import CheckpointError, check_checkpoint_files
 from rllib_marl_meta.experiments import (
     Experiment,
     ExperimentError,
@@ -41,6 +50,9 @@ from rllib_marl_meta.experiments import (
 
 PROG = "rllib-marl-meta"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Exit codes of an interrupted command, as a shell reports a process ended by that signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM
 # Python modules whose presence means an extra of this package is installed.
 EXTRA_MODULES = {"mujoco": "mujoco", "mpe": "mpe2", "metaworld": "metaworld"}
 # At most this many per-inner-episode columns for RL² in the progress table.
@@ -49,6 +61,54 @@ MAX_EPISODE_COLUMNS = 5
 
 class CLIError(ExperimentError):
     """Bad command-line input that is not about an experiment file (exit code 2)."""
+
+
+# The handler of the innermost active `sigterm_interrupts` block (None outside one).
+_sigterm_handler: Callable[[int, Any], None] | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while ``train`` or ``evaluate`` ran (see :func:`sigterm_interrupts`).
+
+    A ``KeyboardInterrupt``, so it unwinds exactly as Ctrl-C does (``finally`` blocks shut Ray
+    down); :func:`main` turns it into exit code 143.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread.
+
+    Why: Python's default SIGTERM action ends the process without running ``finally`` blocks
+    or ``atexit`` hooks, so the Ray instance the CLI started (and the Tune trials on it) could
+    keep running; the handler ``ray.init`` installs exits with code 15, which says nothing of
+    the signal. Raised as an exception instead, SIGTERM unwinds like Ctrl-C,
+    ``ray.shutdown()`` stops every Ray process of the command and the exit code is 143.
+
+    The first SIGTERM puts the previous handler back, so a second one during the clean-up acts
+    as before (by default: ends the process at once). The previous handler is restored when
+    the block ends. Outside the main thread (where Python cannot set handlers) this does
+    nothing. ``ray.init`` sets a SIGTERM handler of its own (``sys.exit(15)``), so
+    :func:`init_ray` calls :func:`rearm_sigterm_handler` after it.
+    """
+    global _sigterm_handler
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    restore = signal.SIG_DFL if previous is None else previous  # None: set outside Python.
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, restore)
+        raise Terminated(f"received signal {signal.Signals(signum).name}")
+
+    outer, _sigterm_handler = _sigterm_handler, on_sigterm
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        _sigterm_handler = outer
+        signal.signal(signal.SIGTERM, restore)
 
 
 # --- Paths ---------------------------------------------------------------------------------------
@@ -85,7 +145,9 @@ def resolve_checkpoint(path_text: str) -> tuple[Path, str]:
     """Checks an algorithm checkpoint and returns its directory and algorithm (MAML or RL2).
 
     Accepts the checkpoint directory itself or a Tune trial directory, whose newest
-    ``checkpoint_*`` is used. Reads only the checkpoint's class record: no Ray needed.
+    ``checkpoint_*`` is used. Every file of the checkpoint is read once
+    (:func:`rllib_marl_meta.checkpoints.check_checkpoint_files`), so a truncated or missing
+    file is reported by name here rather than deep inside RLlib's restore. No Ray needed.
     """
     path = Path(path_text).expanduser().resolve()
     if not path.exists():
@@ -103,15 +165,18 @@ def resolve_checkpoint(path_text: str) -> tuple[Path, str]:
                 "holds no checkpoint_* directories."
             )
         path = trial_checkpoints[-1]
-    try:
-        with open(path / "class_and_ctor_args.pkl", "rb") as f:
-            algo_cls = pickle.load(f)["class"]
-    except FileNotFoundError:
+    if not (path / "class_and_ctor_args.pkl").exists():
         raise CLIError(
             f"{path} is not an algorithm checkpoint of the new API stack "
             "(class_and_ctor_args.pkl is missing)."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - unreadable or from an uninstalled package.
+        )
+    try:
+        check_checkpoint_files(path)
+        with open(path / "class_and_ctor_args.pkl", "rb") as f:
+            algo_cls = pickle.load(f)["class"]
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a pickle without the expected record.
         raise CLIError(f"Cannot read the algorithm class of checkpoint {path}: {exc}") from None
     kind = algorithm_kind(algo_cls)
     if kind is None:
@@ -120,6 +185,16 @@ def resolve_checkpoint(path_text: str) -> tuple[Path, str]:
             "meta-learner: evaluate needs a MAML or RL2 checkpoint."
         )
     return path, kind
+
+
+def rearm_sigterm_handler() -> None:
+    """Gives SIGTERM back to :func:`sigterm_interrupts`' handler while one is active.
+
+    ``ray.init`` replaces the SIGTERM handler with one that calls ``sys.exit(15)``: the process
+    would exit with 15 and skip the clean-up message. Call this after ``ray.init``.
+    """
+    if _sigterm_handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm_handler)
 
 
 # --- Ray -----------------------------------------------------------------------------------------
@@ -174,6 +249,7 @@ def init_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
             raise CLIError(f"Cannot connect to the Ray cluster at {address!r}: {message}") from exc
     else:
         ray.init(num_cpus=args.num_cpus, include_dashboard=args.dashboard)
+    rearm_sigterm_handler()
     return True, address
 
 
@@ -332,7 +408,15 @@ def _format_value(value: Any) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``train``: checks every experiment first, then runs them one after the other."""
+    """``train``: checks every experiment first, then runs them one after the other.
+
+    SIGTERM interrupts it as Ctrl-C does (:func:`sigterm_interrupts`).
+    """
+    with sigterm_interrupts():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     overrides = Overrides(
         config=parse_override(args.config, "--config"),
         stop=parse_override(args.stop, "--stop"),
@@ -380,7 +464,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """``evaluate``: meta-tests a checkpoint; prints the table, writes JSON and PNG."""
+    """``evaluate``: meta-tests a checkpoint; prints the table, writes JSON and PNG.
+
+    SIGTERM interrupts it as Ctrl-C does (:func:`sigterm_interrupts`).
+    """
+    with sigterm_interrupts():
+        return _evaluate(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from rllib_marl_meta.evaluation import meta_test_algorithm
     from rllib_marl_meta.evaluation.report import write_report
 
@@ -560,8 +652,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--stop",
-        help="JSON/YAML mapping merged over the file's stop criteria "
-        "(a null value removes one), e.g. '{\"training_iteration\": 100}'",
+        help="JSON/YAML mapping merged over the file's stop criteria (a null value removes "
+        "one; at least one finite criterion must remain), e.g. '{\"training_iteration\": 100}'",
     )
     train.add_argument("--num-samples", type=_int_at_least(1), help="Tune samples per experiment")
     train.add_argument("--storage-path", help="where Tune writes results (default ~/ray_results)")
@@ -606,7 +698,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """Runs the command line; returns the exit code (0 ok, 1 failed run, 2 bad input)."""
+    """Runs the command line; returns the exit code.
+
+    0 ok, 1 failed run, 2 bad input, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)  # Exits with 2 and a usage line on bad options.
@@ -618,9 +713,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             traceback.print_exc()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print(f"{prog}: terminated by SIGTERM", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a run that failed, not bad input.
         if args.verbose:
             traceback.print_exc()

@@ -40,6 +40,7 @@ import importlib
 import inspect
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -349,25 +350,49 @@ class TablePolicyMapping:
 
 
 def env_agent_ids(env: str, env_config: Mapping[str, Any] | None) -> list[str] | None:
-    """The agent ids of a multi-agent env, from one instance (None if it isn't multi-agent)."""
+    """The agent ids of a multi-agent env (None if it isn't multi-agent), over its configs.
+
+    Should ``env_config`` hold search spaces, one env is created per value of each grid search
+    and choice (the others at their first value; at most ``MAX_VALIDATED_VARIANTS``), and the
+    ids of all of them are returned: a ``per_agent`` mapping then has a policy for every agent
+    that any trial can have (``num_agents: {grid_search: [2, 3]}`` gives agent_0..agent_2).
+    """
     from ray.rllib.env.env_context import EnvContext
     from ray.tune.registry import ENV_CREATOR, _global_registry
+    from ray.tune.search.sample import Categorical
 
     if not _global_registry.contains(ENV_CREATOR, env):
         return None
-    # The agents of the first sample, should the env config hold search spaces.
-    sample = next(_variants(to_param_space(env_config or {}, "config.env_config")))
-    try:
-        instance = _global_registry.get(ENV_CREATOR, env)(EnvContext(dict(sample), 0))
-    except Exception as exc:  # noqa: BLE001 - a bad env_config, reported as bad input.
-        raise ExperimentError(f"Cannot create env {env!r} to read its agent ids: {exc}") from None
-    try:
-        agents = getattr(instance, "possible_agents", None)
-        return None if agents is None else sorted(str(a) for a in agents)
-    finally:
-        close = getattr(instance, "close", None)
-        if callable(close):
-            close()
+    if env_config is not None and not isinstance(env_config, Mapping):
+        raise ExperimentError(
+            f"`env_config` must be a mapping such as {{num_agents: 2}}, got {env_config!r}."
+        )
+    space = to_param_space(env_config or {}, "config.env_config")
+    # Every category of a choice is a possible trial too: enumerate it as a grid.
+    space = {
+        key: {"grid_search": list(value.categories)} if isinstance(value, Categorical) else value
+        for key, value in space.items()
+    }
+    creator = _global_registry.get(ENV_CREATOR, env)
+    found: set[str] | None = None
+    for sample in itertools.islice(_variants(space), MAX_VALIDATED_VARIANTS):
+        try:
+            instance = creator(EnvContext(dict(sample), 0))
+        except Exception as exc:  # noqa: BLE001 - a bad env_config, reported as bad input.
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise ExperimentError(
+                f"Cannot create env {env!r} to read its agent ids: {message}"
+            ) from None
+        try:
+            agents = getattr(instance, "possible_agents", None)
+        finally:
+            close = getattr(instance, "close", None)
+            if callable(close):
+                close()
+        if agents is None:
+            return None
+        found = (found or set()) | {str(a) for a in agents}
+    return sorted(found or ())
 
 
 def multi_agent_settings(spec: Any, env: Any, env_config: Any, where: str = "") -> dict:
@@ -583,8 +608,15 @@ class Experiment:
         return most
 
     def validate(self) -> None:
-        """Runs the algorithm config's ``validate()`` on representative samples."""
+        """Runs the algorithm config's ``validate()`` on representative samples.
+
+        A built-in env's ``env_config`` is checked first (:func:`check_builtin_env_config`),
+        for every algorithm: RLlib's own (PPO, ...) create no env on the driver, so a bad
+        value would otherwise only fail the trial, on a remote worker.
+        """
+        where = f" in experiment {self.name!r}"
         for sample in itertools.islice(_variants(self.param_space), MAX_VALIDATED_VARIANTS):
+            check_builtin_env_config(sample.get("env"), sample.get("env_config"), where)
             try:
                 self.algorithm_config(sample).validate()
             except ExperimentError:
@@ -598,10 +630,84 @@ class Experiment:
                 ) from exc
 
 
+def check_builtin_env_config(env: Any, env_config: Any, where: str = "") -> None:
+    """Checks the ``env_config`` of a built-in env against the keys it declares.
+
+    Uses the env class's ``CONFIG_KEYS`` without creating the env, so it is cheap and has no
+    side effects. Other envs (gymnasium ids, the user's own) are left to their constructors.
+    A built-in env whose optional dependencies are missing is reported here too, before Ray
+    starts, with the extra to install.
+    """
+    from rllib_marl_meta.envs import BUILTIN_ENVS, env_class
+    from rllib_marl_meta.envs._config import read_env_config
+
+    if not isinstance(env, str) or env not in BUILTIN_ENVS:
+        return
+    try:
+        keys = getattr(env_class(env), "CONFIG_KEYS", None)
+    except ImportError as exc:
+        raise ExperimentError(
+            f"Cannot use env {env!r}{where}: {' '.join(str(exc).split())}"
+        ) from None
+    if keys is None:
+        return
+    if env_config is not None and not isinstance(env_config, Mapping):
+        raise ExperimentError(
+            f"`env_config`{where} must be a mapping such as {{horizon: 100}}, got {env_config!r}."
+        )
+    try:
+        read_env_config(env, env_config, keys)
+    except ValueError as exc:
+        raise ExperimentError(f"Invalid env_config{where}: {exc}") from None
+
+
 def _int_setting(value: Any, key: str, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ExperimentError(f"`{key}`{where} must be an integer >= {minimum}, got {value!r}.")
     return value
+
+
+STOP_EXAMPLE = "--stop '{\"training_iteration\": 100}'"
+
+
+def check_stop(
+    file_stop: Mapping[str, Any], override_stop: Mapping[str, Any], where: str = ""
+) -> dict[str, Any]:
+    """The stop criteria of the file with the command line's merged in (flat keys).
+
+    A ``null`` override removes a criterion of the file. What remains must be at least one
+    criterion, each a finite number: without a criterion, or with a NaN threshold (never
+    reached) or an infinite one (never reached, or reached at once), a Tune trial runs forever
+    or not at all, so both are bad input rather than something to find out hours later.
+    """
+    stop = dict(file_stop)
+    removed = []
+    for key, value in override_stop.items():
+        if value is None:
+            removed.append(key)
+            stop.pop(key, None)  # `--stop '{"key": null}'` removes a criterion of the file.
+        else:
+            stop[key] = value
+    for key, value in stop.items():
+        if value is None:
+            raise ExperimentError(
+                f"Stop criterion {key!r}{where} is null: give it a number, or leave it out."
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ExperimentError(f"Stop criterion {key!r}{where} must be a number, got {value!r}.")
+        if not math.isfinite(value):
+            raise ExperimentError(
+                f"Stop criterion {key!r}{where} must be a finite number, got {value!r}: a NaN "
+                "or infinite threshold never stops a trial (or stops it at once). Give a "
+                f"number, e.g. --stop '{{\"{key}\": 100}}'."
+            )
+    if not stop:
+        cause = f" (--stop removed {', '.join(repr(k) for k in removed)})" if removed else ""
+        raise ExperimentError(
+            f"No stop criterion{where}{cause}: its trials would never stop. Add one under "
+            f"`stop:` in the experiment file or on the command line, e.g. {STOP_EXAMPLE}."
+        )
+    return stop
 
 
 def build_experiment(
@@ -654,15 +760,7 @@ def build_experiment(
     stop = spec.get("stop") or {}
     if not isinstance(stop, Mapping):
         raise ExperimentError(f"`stop`{where} must be a mapping of result keys to values.")
-    stop = flatten_stop(stop)
-    for key, value in flatten_stop(overrides.stop).items():
-        if value is None:
-            stop.pop(key, None)  # `--stop '{"key": null}'` removes a criterion of the file.
-        else:
-            stop[key] = value
-    for key, value in stop.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ExperimentError(f"Stop criterion {key!r}{where} must be a number, got {value!r}.")
+    stop = check_stop(flatten_stop(stop), flatten_stop(overrides.stop), where)
 
     checkpoint_config = spec.get("checkpoint_config") or {}
     if not isinstance(checkpoint_config, Mapping):

@@ -15,6 +15,16 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from rllib_marl_meta.envs._config import (
+    flag,
+    integer,
+    interval,
+    number,
+    read_env_config,
+    seed_key,
+    task_key,
+    task_range,
+)
 from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
 
 
@@ -41,40 +51,48 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
     agent, minus ``collision_penalty`` (default 0) per pair of agents closer than
     ``2 * agent_radius``. Episodes are truncated for all agents after ``horizon`` (50) steps and
     never terminate. Agent ids are ``"agent_0"``, ``"agent_1"``...
+
+    Config keys and their allowed values are in ``CONFIG_KEYS``; ``seed`` seeds the env's
+    generator (spawn positions, sampled tasks) until ``reset(seed=...)`` re-seeds it.
     """
 
     metadata = {"name": "cooperative_navigation_v0", "render_modes": [], "is_parallelizable": True}
+    CONFIG_KEYS = {
+        "num_agents": integer(2, minimum=1),
+        "horizon": integer(50, minimum=1),
+        "dt": number(0.1, minimum=0.0, exclusive_minimum=True),
+        "accel": number(5.0, minimum=0.0, exclusive_minimum=True),
+        "damping": number(0.25, minimum=0.0, maximum=1.0),
+        "agent_radius": number(0.05, minimum=0.0),
+        "collision_penalty": number(0.0, minimum=0.0),
+        "spawn_range": number(1.0, minimum=0.0),
+        "max_speed_range": interval((0.5, 2.0), minimum=0.0, exclusive_minimum=True),
+        "max_speed": number(None, minimum=0.0, exclusive_minimum=True, optional=True),
+        "observe_landmarks": flag(False),
+        "seed": seed_key(),
+        "task": task_key(),
+    }
 
     def __init__(self, config: dict | None = None) -> None:
-        config = dict(config or {})
-        self._n = int(config.get("num_agents", 2))
-        if self._n < 1:
-            raise ValueError(f"CooperativeNavigation needs num_agents >= 1, got {self._n}.")
+        config = read_env_config(type(self).__name__, config, self.CONFIG_KEYS)
+        self._n = config["num_agents"]
         self.render_mode = None  # Nothing to render; PettingZoo wrappers read this attribute.
-        self.horizon = int(config.get("horizon", 50))
-        if self.horizon < 1:
-            raise ValueError(f"CooperativeNavigation needs horizon >= 1, got {self.horizon}.")
-        self.dt = float(config.get("dt", 0.1))
-        self.accel = float(config.get("accel", 5.0))
-        self.damping = float(config.get("damping", 0.25))
-        self.agent_radius = float(config.get("agent_radius", 0.05))
-        self.collision_penalty = float(config.get("collision_penalty", 0.0))
-        self.spawn_range = float(config.get("spawn_range", 1.0))
-        if self.spawn_range < 0:
-            raise ValueError(
-                f"CooperativeNavigation needs spawn_range >= 0, got {self.spawn_range}."
-            )
-        low, high = config.get("max_speed_range", (0.5, 2.0))
-        if config.get("max_speed") is not None:
-            low = high = float(config["max_speed"])
+        self.horizon = config["horizon"]
+        self.dt = config["dt"]
+        self.accel = config["accel"]
+        self.damping = config["damping"]
+        self.agent_radius = config["agent_radius"]
+        self.collision_penalty = config["collision_penalty"]
+        self.spawn_range = config["spawn_range"]
+        low, high = task_range(config, "max_speed")  # `max_speed` fixes it.
         self.task_space = TaskSpace(
             landmarks=TaskField(-1.0, 1.0, shape=(self._n, 2)),
-            max_speed=TaskField(float(low), float(high)),
+            max_speed=TaskField(low, high),
         )
 
         self.possible_agents = [f"agent_{i}" for i in range(self._n)]
         self.agents: list[str] = []
-        self.observe_landmarks = bool(config.get("observe_landmarks", False))
+        self.observe_landmarks = config["observe_landmarks"]
         obs_dim = 4 + 2 * (self._n - 1) + (2 * self._n if self.observe_landmarks else 0)
         # One space object per agent, returned as is by observation_space(agent).
         self.observation_spaces = {
@@ -86,7 +104,7 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
         }
         self.state_space = spaces.Box(-np.inf, np.inf, shape=(6 * self._n,), dtype=np.float32)
 
-        self.np_random, _ = seeding.np_random(config.get("seed"))
+        self.np_random, _ = seeding.np_random(config["seed"])
         self._pos = np.zeros((self._n, 2))
         self._vel = np.zeros((self._n, 2))
         self._landmarks = np.zeros((self._n, 2))
@@ -94,7 +112,7 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
         self._t = 0
         self._others = ~np.eye(self._n, dtype=bool)
         self._pairs = np.triu_indices(self._n, k=1)
-        self.set_task(config["task"] if config.get("task") is not None else self.default_task())
+        self.set_task(config["task"] if config["task"] is not None else self.default_task())
 
     # --- task API -----------------------------------------------------------------------------
 

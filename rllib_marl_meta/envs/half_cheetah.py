@@ -12,6 +12,13 @@ from typing import Any
 import numpy as np
 from gymnasium import error, utils
 
+from rllib_marl_meta.envs._config import (
+    integer,
+    number,
+    one_of,
+    read_env_config,
+    task_key,
+)
 from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
 
 try:
@@ -29,26 +36,34 @@ class _HalfCheetahTask(TaskSettableMixin, HalfCheetahEnv):
     The reward is ``forward_reward(x_velocity) - ctrl_cost``, where ``ctrl_cost`` is
     gymnasium's ``ctrl_cost_weight * |action|^2`` and subclasses define ``forward_reward``.
     Episodes are truncated after ``horizon`` steps (200, as in the MAML paper) and never
-    terminate. Config: ``horizon``, ``ctrl_cost_weight`` (0.1), ``reset_noise_scale`` (0.1),
-    ``render_mode`` and an initial ``task``.
+    terminate. Config: ``horizon`` (int >= 1), ``ctrl_cost_weight`` (>= 0, 0.1),
+    ``reset_noise_scale`` (>= 0, 0.1), ``render_mode`` (one of HalfCheetah-v5's render modes, or
+    null) and an initial ``task``.
     """
 
+    CONFIG_KEYS = {
+        "horizon": integer(200, minimum=1),
+        "ctrl_cost_weight": number(0.1, minimum=0.0),
+        "reset_noise_scale": number(0.1, minimum=0.0),
+        "render_mode": one_of(None, HalfCheetahEnv.metadata["render_modes"], optional=True),
+        "task": task_key(),
+    }
+
     def __init__(self, config: dict | None = None) -> None:
-        config = dict(config or {})
-        self.horizon = int(config.get("horizon", 200))
-        if self.horizon < 1:
-            raise ValueError(f"{type(self).__name__} needs horizon >= 1, got {self.horizon}.")
+        given = dict(config or {})
+        config = read_env_config(type(self).__name__, given, self.CONFIG_KEYS)
+        self.horizon = config["horizon"]
         super().__init__(
-            ctrl_cost_weight=float(config.get("ctrl_cost_weight", 0.1)),
-            reset_noise_scale=float(config.get("reset_noise_scale", 0.1)),
-            render_mode=config.get("render_mode"),
+            ctrl_cost_weight=config["ctrl_cost_weight"],
+            reset_noise_scale=config["reset_noise_scale"],
+            render_mode=config["render_mode"],
         )
-        self._config = {k: v for k, v in config.items() if k != "task"}
+        self._config = {k: v for k, v in given.items() if k != "task"}
         self._t = 0
         # HalfCheetahEnv records its own constructor arguments for pickling (EzPickle); record
         # ours instead, so a pickled copy is rebuilt with this class's signature.
         utils.EzPickle.__init__(self, self._config)
-        if config.get("task") is not None:
+        if config["task"] is not None:
             self.set_task(config["task"])
 
     def forward_reward(self, x_velocity: float) -> float:

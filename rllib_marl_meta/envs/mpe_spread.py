@@ -13,16 +13,18 @@ from typing import Any
 import numpy as np
 from pettingzoo.utils import BaseParallelWrapper
 
+from rllib_marl_meta.envs._config import (
+    flag,
+    integer,
+    interval,
+    number,
+    one_of,
+    read_env_config,
+    task_key,
+    task_range,
+)
 from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
 from rllib_marl_meta.tasks.wrappers import inner_options
-
-
-def _range(config: dict, key: str, default: tuple[float, float]) -> tuple[float, float]:
-    """``config[key + "_range"]``, or a single value when ``config[key]`` fixes it."""
-    if config.get(key) is not None:
-        return float(config[key]), float(config[key])
-    low, high = config.get(f"{key}_range", default)
-    return float(low), float(high)
 
 
 class MPESpread(TaskSettableMixin, BaseParallelWrapper):
@@ -34,8 +36,21 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
     ``max_speed_range`` / ``damping_range`` change a range. The default task puts the landmarks
     on a circle of radius 0.5, with max speed 2.0 and damping 0.25 (mpe2's defaults, whose free
     top speed is 2.0). Other config keys: ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25),
-    ``continuous_actions`` (False), ``render_mode``.
+    ``continuous_actions`` (False), ``render_mode``; ``CONFIG_KEYS`` lists the allowed values.
     """
+
+    CONFIG_KEYS = {
+        "N": integer(3, minimum=1),
+        "local_ratio": number(0.5, minimum=0.0, maximum=1.0),
+        "max_cycles": integer(25, minimum=1),
+        "continuous_actions": flag(False),
+        "render_mode": one_of(None, ("human", "rgb_array"), optional=True),
+        "max_speed_range": interval((0.5, 2.0), minimum=0.0, exclusive_minimum=True),
+        "max_speed": number(None, minimum=0.0, exclusive_minimum=True, optional=True),
+        "damping_range": interval((0.1, 0.5), minimum=0.0, maximum=1.0),
+        "damping": number(None, minimum=0.0, maximum=1.0, optional=True),
+        "task": task_key(),
+    }
 
     def __init__(self, config: dict | None = None) -> None:
         try:
@@ -44,23 +59,23 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
             raise ImportError(
                 "MPESpread needs mpe2: pip install -c constraints.txt 'rllib-marl-meta[mpe]'."
             ) from exc
-        config = dict(config or {})
-        n = int(config.get("N", 3))
+        config = read_env_config(type(self).__name__, config, self.CONFIG_KEYS)
+        n = config["N"]
         env = simple_spread_v3.parallel_env(
             N=n,
-            local_ratio=float(config.get("local_ratio", 0.5)),
-            max_cycles=int(config.get("max_cycles", 25)),
-            continuous_actions=bool(config.get("continuous_actions", False)),
-            render_mode=config.get("render_mode"),
+            local_ratio=config["local_ratio"],
+            max_cycles=config["max_cycles"],
+            continuous_actions=config["continuous_actions"],
+            render_mode=config["render_mode"],
         )
         BaseParallelWrapper.__init__(self, env)
         self.task_space = TaskSpace(
             landmarks=TaskField(-1.0, 1.0, shape=(n, 2)),
-            max_speed=TaskField(*_range(config, "max_speed", (0.5, 2.0))),
-            damping=TaskField(*_range(config, "damping", (0.1, 0.5))),
+            max_speed=TaskField(*task_range(config, "max_speed")),
+            damping=TaskField(*task_range(config, "damping")),
         )
         self._n = n
-        self.set_task(config["task"] if config.get("task") is not None else self.default_task())
+        self.set_task(config["task"] if config["task"] is not None else self.default_task())
 
     @property
     def np_random(self) -> np.random.Generator:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from rllib_marl_meta.envs._config import integer, number, read_env_config, task_key
 from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
 
 
@@ -15,15 +16,23 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
     its own position, takes actions clipped to ``[-0.1, 0.1]^2`` (added to its position) and
     receives minus its distance to the goal after each step. Episodes last ``horizon`` (100)
     steps; there is no early termination, as in the MAML paper.
+
+    Config: ``horizon`` (int >= 1), ``action_bound`` (> 0, 0.1) and an initial ``task``.
     """
+
+    CONFIG_KEYS = {
+        "horizon": integer(100, minimum=1),
+        "action_bound": number(0.1, minimum=0.0, exclusive_minimum=True),
+        "task": task_key(),
+    }
 
     metadata = {"render_modes": []}
     task_space = TaskSpace(goal=TaskField(-0.5, 0.5, shape=(2,)))
 
     def __init__(self, config: dict | None = None) -> None:
-        config = dict(config or {})
-        self.horizon = int(config.get("horizon", 100))
-        self.action_bound = float(config.get("action_bound", 0.1))
+        config = read_env_config(type(self).__name__, config, self.CONFIG_KEYS)
+        self.horizon = config["horizon"]
+        self.action_bound = config["action_bound"]
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Box(
             -self.action_bound, self.action_bound, shape=(2,), dtype=np.float32
@@ -31,7 +40,7 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
         self._position = np.zeros(2)
         self._goal = np.zeros(2)
         self._t = 0
-        if config.get("task") is not None:
+        if config["task"] is not None:
             self.set_task(config["task"])
 
     def _apply_task(self, task: Task) -> None:

@@ -7,15 +7,20 @@ Subprocesses that start Ray get a private ``RAY_TMPDIR`` and use 127.0.0.1 (see
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from rllib_marl_meta import cli
 from rllib_marl_meta.rllib_compat import translate
-from tests.integration._ray_utils import TINY_MAML, VENV_BIN, isolated_ray_env, run
+from tests.integration._ray_utils import REPO, TINY_MAML, VENV_BIN, isolated_ray_env, run
 
 CONSOLE_SCRIPT = VENV_BIN / "rllib-marl-meta"
 RLLIB_SCRIPT = VENV_BIN / "rllib"
@@ -149,6 +154,91 @@ def test_rllib_train_file_then_evaluate_multi_agent_checkpoint(tmp_path):
     assert (output / "meta_test.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def _ray_processes(driver_pid: int, marker: str) -> list:
+    """The processes of a CLI run: its descendants and any process with its env marker.
+
+    Ray's workers rename themselves (``ray::...``), so they are found through the process tree
+    and through the marker variable they inherit from the CLI's environment.
+    """
+    import psutil  # Ray's bundled copy, on the path since `rllib_marl_meta` imported Ray.
+
+    found = {}
+    try:
+        for child in psutil.Process(driver_pid).children(recursive=True):
+            found[child.pid] = child
+    except psutil.NoSuchProcess:
+        pass
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != driver_pid and proc.environ().get("RMM_TEST_MARKER") == marker:
+                found.setdefault(proc.pid, proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return list(found.values())
+
+
+def test_sigterm_stops_training_and_every_ray_process_it_started(tmp_path):
+    """SIGTERM acts as Ctrl-C: Ray shuts down, the trial's workers end, exit code 143."""
+    import psutil  # Ray's bundled copy, on the path since `rllib_marl_meta` imported Ray.
+
+    storage = tmp_path / "results"
+    experiment = tmp_path / "long.yaml"
+    experiment.write_text(GOOD.replace("training_iteration: 1", "training_iteration: 100000"))
+    marker = uuid.uuid4().hex
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    started: list = []
+    with isolated_ray_env() as env, open(stdout, "w") as out, open(stderr, "w") as err:
+        env["RMM_TEST_MARKER"] = marker
+        argv = [*PYTHON_M, "train", "-f", str(experiment), "--num-cpus", "2"]
+        argv += ["--config", json.dumps(TINY_MAML), "--storage-path", str(storage)]
+        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=err)
+        try:
+            # Running: the trial has reported a result (a row in progress.csv).
+            deadline = time.monotonic() + 120
+            while not any(
+                len(p.read_text().splitlines()) >= 2 for p in storage.rglob("progress.csv")
+            ):
+                assert proc.poll() is None, stderr.read_text()[-3000:]
+                assert time.monotonic() < deadline, "the trial did not report a result in 120 s"
+                time.sleep(0.5)
+            started = _ray_processes(proc.pid, marker)
+            titles = [" ".join(p.cmdline()) for p in started]
+            assert any(t.startswith("ray::") for t in titles), titles  # Ray workers were found.
+
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=60)
+
+            assert code == cli.EXIT_TERMINATED == 143, stderr.read_text()[-3000:]
+            assert "rllib-marl-meta: terminated by SIGTERM" in stderr.read_text()
+            _, alive = psutil.wait_procs(started, timeout=30)
+            assert not alive, [(p.pid, " ".join(p.cmdline())) for p in alive]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for leftover in started:  # Only what this test started, should the test fail.
+                try:
+                    leftover.kill()
+                except psutil.NoSuchProcess:
+                    pass
+
+
+def test_sigterm_becomes_an_interrupt_and_the_previous_handler_returns(monkeypatch, capsys):
+    """In process: SIGTERM raises `Terminated` in `train`; main says so and returns 143."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def train(args):
+        assert signal.getsignal(signal.SIGTERM) is not previous  # Our handler is installed.
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # The handler raises before this returns.
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(cli, "_train", train)
+    assert cli.main(["train"]) == 143
+    assert capsys.readouterr().err == "rllib-marl-meta: terminated by SIGTERM\n"
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+
 # --- Bad input, in process (same code path as the scripts, without Python start-up) ---------
 
 
@@ -166,7 +256,10 @@ def write(tmp_path, text: str) -> str:
         (GOOD.replace("PointNavigation2D", "NoSuchEnv-v0"), "Unknown env 'NoSuchEnv-v0'"),
         (GOOD.replace("PointNavigation2D", "CartPoleMas"), "Did you mean 'CartPoleMass'?"),
         (GOOD.replace("meta_batch_size", "inner_rl"), "Did you mean 'inner_lr'?"),
-        (GOOD + "    baseline: median\n", "Unknown `baseline` 'median'"),
+        (
+            GOOD + "    baseline: median\n",
+            "`baseline` must be one of 'linear', 'value'; got 'median'",
+        ),
         (GOOD + "  bad: [1, 2\n", "Malformed YAML in"),
         (GOOD + "  bad: [1, 2\n", "line 9, column 1"),
         (GOOD.replace("stop: {training_iteration: 1}", "stop: {x: high}"), "must be a number"),
@@ -361,12 +454,23 @@ def test_train_with_algo_and_env_options_builds_an_experiment(monkeypatch):
     monkeypatch.setattr(cli, "run_experiment", fake_run)
     monkeypatch.setattr(cli, "init_ray", lambda args: (False, None))
     code = cli.main(
-        ["train", "--algo", "MAML", "--env", "PointNavigation2D", "--config", '{"inner_lr": 0.2}']
+        [
+            "train",
+            "--algo",
+            "MAML",
+            "--env",
+            "PointNavigation2D",
+            "--config",
+            '{"inner_lr": 0.2}',
+            "--stop",
+            '{"training_iteration": 3}',
+        ]
     )
     assert code == 0
     experiment = seen["experiment"]
     assert (experiment.run, experiment.env) == ("MAML", "PointNavigation2D")
     assert experiment.param_space["inner_lr"] == 0.2
+    assert experiment.stop == {"training_iteration": 3}
 
 
 def test_progress_columns_follow_the_algorithm(tmp_path):
@@ -385,7 +489,7 @@ def test_progress_columns_follow_the_algorithm(tmp_path):
     assert "env_runners/num_env_steps_sampled_lifetime" in columns
     assert "training_iteration" in columns
 
-    ppo = "p:\n  env: CartPole-v1\n  run: PPO\n"
+    ppo = "p:\n  env: CartPole-v1\n  run: PPO\n  stop: {training_iteration: 1}\n"
     (experiment,) = load_experiments(write(tmp_path, ppo))
     assert "env_runners/episode_return_mean" in cli.progress_columns(experiment)
 

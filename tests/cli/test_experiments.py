@@ -74,7 +74,9 @@ def test_cli_overrides_take_precedence_over_the_file(tmp_path):
         checkpoint_at_end=False,
         storage_path="/tmp/somewhere",
     )
-    (exp,) = load_experiments(write(tmp_path, BASE), overrides)
+    # Not validated: CartPoleMass has no `horizon` or `action_bound` (validation rejects them,
+    # see tests/test_bad_input_cli.py); this test is about how the settings merge.
+    (exp,) = load_experiments(write(tmp_path, BASE), overrides, validate=False)
     space = exp.param_space
     assert space["meta_batch_size"] == 3  # CLI wins...
     assert space["inner_lr"] == 0.1  # ...file keys the CLI doesn't name stay...
@@ -150,6 +152,7 @@ def test_multi_agent_shared_convention(tmp_path):
     coop:
       env: CooperativeNavigation
       run: MAML
+      stop: {training_iteration: 1}
       config:
         env_config: {horizon: 10}
         multi_agent: {policy_mapping: shared, policies: [team]}
@@ -168,6 +171,7 @@ def test_multi_agent_per_agent_convention_reads_agent_ids_from_the_env(tmp_path)
     coop:
       env: CooperativeNavigation
       run: MAML
+      stop: {training_iteration: 1}
       config:
         env_config: {horizon: 10, num_agents: 3}
         multi_agent: {policy_mapping: per_agent}
@@ -179,21 +183,24 @@ def test_multi_agent_per_agent_convention_reads_agent_ids_from_the_env(tmp_path)
     assert settings["policy_mapping_fn"]("agent_2") == "agent_2"
 
 
-@pytest.mark.parametrize("num_agents", ["{grid_search: [2, 3]}", "{choice: [2, 3]}"])
-def test_multi_agent_per_agent_reads_agent_ids_from_the_first_sample(tmp_path, num_agents):
+@pytest.mark.parametrize("num_agents", ["{grid_search: [2, 3]}", "{choice: [3, 2]}"])
+def test_multi_agent_per_agent_has_a_policy_for_the_agents_of_every_sample(tmp_path, num_agents):
+    """Every trial's agents have a policy, whichever number of agents it draws."""
     text = f"""
     coop:
       env: CooperativeNavigation
       run: MAML
+      stop: {{training_iteration: 1}}
       config:
         env_config: {{horizon: 10, num_agents: {num_agents}}}
         multi_agent: {{policy_mapping: per_agent}}
     """
     (exp,) = load_experiments(write(tmp_path, text))
-    assert exp.param_space["multiagent"]["policies"] == ["agent_0", "agent_1"]
+    assert exp.param_space["multiagent"]["policies"] == ["agent_0", "agent_1", "agent_2"]
 
 
 def test_multi_agent_per_agent_reports_an_env_that_cannot_be_created(tmp_path):
+    """The env's own message names the key and the allowed values."""
     text = """
     coop:
       env: CooperativeNavigation
@@ -202,7 +209,11 @@ def test_multi_agent_per_agent_reports_an_env_that_cannot_be_created(tmp_path):
         env_config: {num_agents: x}
         multi_agent: {policy_mapping: per_agent}
     """
-    with pytest.raises(ExperimentError, match="Cannot create env 'CooperativeNavigation'"):
+    message = (
+        r"Cannot create env 'CooperativeNavigation' to read its agent ids: CooperativeNavigation: "
+        r"env_config key 'num_agents' must be an integer >= 1, got 'x'\."
+    )
+    with pytest.raises(ExperimentError, match=message):
         load_experiments(write(tmp_path, text))
 
 
@@ -211,6 +222,7 @@ def test_multi_agent_table_convention(tmp_path):
     coop:
       env: CooperativeNavigation
       run: MAML
+      stop: {training_iteration: 1}
       config:
         env_config: {horizon: 10}
         multi_agent: {policy_mapping: {agent_0: a, agent_1: b}}
@@ -278,6 +290,26 @@ def test_bad_files_raise_one_line_errors(tmp_path, text, message):
     assert "\n" not in str(info.value)
 
 
+def test_a_builtin_env_without_its_extra_is_bad_input(tmp_path, monkeypatch):
+    """Reported before Ray starts, with the extra to install (not as a failed trial)."""
+    import rllib_marl_meta.envs as envs
+
+    def missing(name):
+        raise ImportError(f"Env '{name}' needs the optional 'mujoco' dependencies: pip install x.")
+
+    monkeypatch.setattr(envs, "env_class", missing)
+    text = BASE.replace("env: PointNavigation2D", "env: HalfCheetahVelocity").replace(
+        "run: MAML", "run: PPO"
+    )
+    text = text.replace("    meta_batch_size: 20\n    inner_lr: 0.1\n", "")
+    message = (
+        r"^Cannot use env 'HalfCheetahVelocity' in experiment 'exp': Env 'HalfCheetahVelocity' "
+        r"needs the optional 'mujoco' dependencies: pip install x\.$"
+    )
+    with pytest.raises(ExperimentError, match=message):
+        load_experiments(write(tmp_path, text))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ExperimentError, match="Experiment file not found"):
         load_experiments(tmp_path / "nope.yaml")
@@ -288,6 +320,7 @@ def test_gym_ids_and_rllib_algorithms_are_accepted(tmp_path):
     ppo:
       env: CartPole-v1
       run: PPO
+      stop: {training_iteration: 1}
       config: {lr: 0.001, model_config: {fcnet_hiddens: [8]}}
     """
     (exp,) = load_experiments(write(tmp_path, text))

@@ -51,6 +51,7 @@ from rllib_marl_meta.algorithms.config_checks import (
 )
 from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
+from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import close_env, make_driver_env, register_class_path_env
 from rllib_marl_meta.tasks import TaskAPIError, draw_tasks, require_task_env
 
@@ -329,7 +330,7 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
             close_env(env)
 
 
-class MAML(Algorithm):
+class MAML(CheckedCheckpointMixin, Algorithm):
     """Model-Agnostic Meta-Learning on RLlib's new API stack; see the module docstring."""
 
     @classmethod

@@ -66,6 +66,7 @@ from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     MultiAgentRL2TrialWrapper,
     make_trial_env,
 )
+from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import close_env, env_creator
 from rllib_marl_meta.tasks import TaskAPIError, require_task_env
 
@@ -326,7 +327,7 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
         return [spec]
 
 
-class RL2(PPO):
+class RL2(CheckedCheckpointMixin, PPO):
     """RL²: RLlib's PPO on trials of ``episodes_per_trial`` episodes with a recurrent policy.
 
     Everything but the config is PPO's; see :class:`RL2Config` and the module docstring.
