@@ -2,7 +2,7 @@
 
 Both algorithms sample PointNavigation2D (100-step episodes) on the same EnvRunner layout; the
 throughput is env steps sampled per wall-clock second spent in each algorithm's sampling call
-(MAML's per-task ``sample_tasks``, PPO's ``synchronous_parallel_sample``), timed here rather than
+(MAML's ``sample_task_episodes``, PPO's ``synchronous_parallel_sample``), timed here rather than
 read from RLlib's EMA-smoothed timers. The first iteration is a warm-up; the two algorithms'
 iterations alternate, so both see the same machine load.
 
@@ -26,7 +26,9 @@ from rllib_marl_meta.algorithms.maml import MAMLConfig
 SAMPLING_SECONDS = {"MAML": 0.0, "PPO": 0.0}
 
 
-maml_module.sample_tasks = timed_into(SAMPLING_SECONDS, "MAML", maml_module.sample_tasks)
+maml_module.sample_task_episodes = timed_into(
+    SAMPLING_SECONDS, "MAML", maml_module.sample_task_episodes
+)
 ppo_module.synchronous_parallel_sample = timed_into(
     SAMPLING_SECONDS, "PPO", ppo_module.synchronous_parallel_sample
 )
