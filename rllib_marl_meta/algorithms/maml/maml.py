@@ -50,6 +50,7 @@ from rllib_marl_meta.algorithms.config_checks import (
     torch_only,
 )
 from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
+from rllib_marl_meta.algorithms.maml.env_runner import MAMLEnvRunner
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import close_env, make_driver_env, register_class_path_env
@@ -274,6 +275,11 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
             errors.append("MAML supports feed-forward modules only; remove `use_lstm=True`.")
         if errors:
             raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
+        # Single-agent sampling runs a whole plan of task episodes per runner call.
+        if self.env_runner_cls is None and not self.is_multi_agent:
+            self.env_runner_cls = MAMLEnvRunner
+        elif self.env_runner_cls is MAMLEnvRunner and self.is_multi_agent:
+            self.env_runner_cls = None
         if self.env is not None:
             register_class_path_env(self.env)
             self._validate_task_api()

@@ -1,9 +1,11 @@
 """Per-task sampling on EnvRunners, independent of how many runners and sub-envs there are.
 
 Tasks are dealt round-robin to the healthy EnvRunners (the local one when there are no remote
-runners); each runner samples its tasks one after the other, all of its vector sub-envs on the
-same task. Each job carries the weights to sample with and a seed, so a task's episodes do not
-depend on which runner samples it.
+runners). A single-agent runner (:class:`~.env_runner.MAMLEnvRunner`) samples all of its tasks
+at once, a task per sub-env, each with its own weights, exactly ``episodes_per_task`` episodes
+per task and no discarded steps. Multi-agent runners and ``env_steps_per_task`` sample the tasks
+one after the other, all sub-envs on one task. Each job carries the weights to sample with and a
+seed, so a task's episodes do not depend on which runner samples it.
 
 Failures never leave a task partially sampled, and never lose the env's own error text:
 
@@ -105,6 +107,15 @@ def _run_jobs(runner, payloads: dict, episodes_per_task: int | None, env_steps: 
     if isinstance(jobs, ray.ObjectRef):
         jobs = ray.get(jobs)
     results, failures = [], []
+    if episodes_per_task is not None and getattr(runner, "supports_plans", False) and jobs:
+        # All of this runner's tasks at once, a task per sub-env (see `env_runner.py`).
+        try:
+            per_job = runner.sample_plan(jobs, episodes_per_task)
+            results = [(job.task_index, episodes) for job, episodes in zip(jobs, per_job)]
+        except Exception as exc:  # noqa: BLE001 - reported to the driver with the env's text.
+            failures = [(job.task_index, describe_error(exc)) for job in jobs]
+            runner.make_env()
+        return runner.worker_index, results, failures, runner.get_metrics()
     for job in jobs:
         try:
             results.append((job.task_index, _sample_job(runner, job, episodes_per_task, env_steps)))

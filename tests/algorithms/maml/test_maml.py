@@ -59,14 +59,23 @@ def test_results_do_not_depend_on_how_tasks_are_spread_over_env_runners(
         np.testing.assert_allclose(remote_weights[name], value, rtol=1e-5, atol=1e-7)
 
 
-def test_vectorised_sub_envs_sample_all_tasks(maml_config):
-    config = maml_config(meta_batch_size=4, episodes_per_task=3).env_runners(
-        num_env_runners=1, num_envs_per_env_runner=2
+@pytest.mark.parametrize(("num_env_runners", "num_envs"), [(0, 3), (1, 2), (2, 4)])
+def test_results_do_not_depend_on_how_tasks_are_spread_over_sub_envs(
+    maml_config, num_env_runners, num_envs
+):
+    """A task per sub-env, several tasks per runner: the same episodes and update as one
+    sub-env on the local runner, and exactly the used steps are sampled."""
+    config = maml_config(meta_batch_size=4, episodes_per_task=3)
+    local, local_weights = train_once(config)
+    spread, spread_weights = train_once(
+        config.copy().env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=num_envs)
     )
-    result, _ = train_once(config)
-    assert result["num_episodes_per_task"] == 3
-    # 2 sub-envs finish episodes in pairs: 4 episodes sampled per task and step, 3 used.
-    assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 4 * 4 * 2 * 10
+    assert spread["num_episodes_per_task"] == 3
+    assert spread[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 4 * 3 * 2 * 10
+    for key in ("episode_return_mean", "episode_return_mean_adapt_1"):
+        assert spread[key] == pytest.approx(local[key], rel=1e-6)
+    for name, value in local_weights.items():
+        np.testing.assert_allclose(spread_weights[name], value, rtol=1e-5, atol=1e-7)
 
 
 def test_env_steps_per_task_samples_whole_episodes(maml_config):
