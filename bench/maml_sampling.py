@@ -31,7 +31,7 @@ import rllib_marl_meta.algorithms.maml.maml as maml_module
 from rllib_marl_meta import MAMLConfig
 from rllib_marl_meta.envs import MULTI_AGENT_ENVS, make_env
 
-SECONDS: dict[str, float] = {}
+SECONDS: dict[str, float] = {"MAML": 0.0, "PPO": 0.0}
 maml_module.sample_task_episodes = timed_into(SECONDS, "MAML", maml_module.sample_task_episodes)
 ppo_module.synchronous_parallel_sample = timed_into(
     SECONDS, "PPO", ppo_module.synchronous_parallel_sample
@@ -40,8 +40,9 @@ ppo_module.synchronous_parallel_sample = timed_into(
 ENV_CONFIGS = {"CooperativeNavigation": {"num_agents": 2}}
 
 
-def raw_steps_per_second(name: str, seconds: float = 3.0) -> float:
-    """The plain env stepping pre-drawn random actions, resetting at episode ends."""
+def raw_steps_per_second(name: str, seconds: float = 3.0) -> tuple[float, int]:
+    """The plain env stepping pre-drawn random actions, resetting at episode ends; and the
+    length of its first episode (every built-in env has a fixed horizon)."""
     env = make_env(name, ENV_CONFIGS.get(name, {}))
     multi_agent = name in MULTI_AGENT_ENVS
     if multi_agent:
@@ -52,9 +53,9 @@ def raw_steps_per_second(name: str, seconds: float = 3.0) -> float:
         env.reset(seed=0)
         env.action_space.seed(0)
         actions = [env.action_space.sample() for _ in range(1000)]
-    steps, start = 0, time.perf_counter()
+    steps, first_episode, start = 0, 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for action in actions:
+        for i, action in enumerate(actions):
             if multi_agent:
                 _, _, terminated, truncated, _ = env.step(action)
                 done = all(terminated.values()) or all(truncated.values()) or not env.agents
@@ -62,9 +63,10 @@ def raw_steps_per_second(name: str, seconds: float = 3.0) -> float:
                 _, _, terminated, truncated, _ = env.step(action)
                 done = terminated or truncated
             if done:
+                first_episode = first_episode or steps + i + 1
                 env.reset()
         steps += len(actions)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), first_episode
 
 
 def layout(config, args):
@@ -101,7 +103,7 @@ def ppo_config(name: str, batch: int, args) -> PPOConfig:
     return layout(config, args)
 
 
-def interleaved(configs: dict, iters: int) -> dict[str, dict]:
+def interleaved(configs: dict, iters: int, horizon: int) -> dict[str, dict]:
     """Alternates the algorithms' iterations; returns steps/s and steps sampled vs used."""
     algos = {name: config.build_algo() for name, config in configs.items()}
     out = {name: {"sampled": 0, "used": 0, "seconds": 0.0} for name in algos}
@@ -115,24 +117,15 @@ def interleaved(configs: dict, iters: int) -> dict[str, dict]:
                 result = algo.train()
                 out[name]["seconds"] += SECONDS[key]
                 out[name]["sampled"] += result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED]
-                if name != "PPO":
+                if name != "PPO":  # K + 1 = 2 sampling rounds of whole episodes.
                     cfg = algo.config
-                    mean_len = _mean_episode_steps(algo)
-                    out[name]["used"] += round(
-                        cfg.meta_batch_size * cfg.episodes_per_task * 2 * mean_len
-                    )
+                    out[name]["used"] += cfg.meta_batch_size * cfg.episodes_per_task * 2 * horizon
         for stats in out.values():
             stats["steps_per_s"] = stats["sampled"] / stats["seconds"]
         return out
     finally:
         for algo in algos.values():
             algo.stop()
-
-
-def _mean_episode_steps(algo) -> float:
-    """Env steps per used episode in the last iteration (all built-in envs: fixed horizon)."""
-    runners = algo.metrics.peek((ENV_RUNNER_RESULTS, "episode_len_mean"), default=None)
-    return float(runners) if runners is not None else float("nan")
 
 
 def main() -> None:
@@ -146,7 +139,9 @@ def main() -> None:
     parser.add_argument("--many", type=int, nargs=2, default=[40, 2], metavar=("TASKS", "EPS"))
     parser.add_argument("--iters", type=int, default=3)
     args = parser.parse_args()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Three algorithms live at once (their iterations alternate): give Ray enough logical CPUs
+    # for all of their EnvRunners; only one algorithm samples at a time.
+    ray.init(num_cpus=3 * (args.env_runners + 1), include_dashboard=False, log_to_driver=False)
     cores = max(1, args.env_runners)
     print(f"layout: {args.env_runners} EnvRunner(s) x {args.envs_per_runner} sub-envs, K = 1")
     print(
@@ -155,7 +150,7 @@ def main() -> None:
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.envs:
-        raw = raw_steps_per_second(name)
+        raw, horizon = raw_steps_per_second(name)
         few, many = tuple(args.few), tuple(args.many)
         batch = few[0] * few[1] * 2 * 100  # PPO: a batch of the same order as MAML's rounds.
         rates = interleaved(
@@ -165,6 +160,7 @@ def main() -> None:
                 "PPO": ppo_config(name, batch, args),
             },
             args.iters,
+            horizon,
         )
         ppo = rates["PPO"]["steps_per_s"]
         useful = {

@@ -9,7 +9,10 @@ episodes of exactly one task. That is what a per-task baseline needs:
 - ``baseline="value"``: the module's value head (trained in the outer loop).
 
 Advantages are generalised advantage estimates (``use_gae``, ``lambda_``) from that baseline,
-standardised per call; ``value_targets`` are the discounted returns.
+standardised per call; ``value_targets`` are the discounted returns. ``episode_index`` numbers
+each step's episode within the module's batch (0, 0, ..., 1, 1, ...; an episode's steps are
+contiguous and in time order): the DiCE inner loss needs episode boundaries, which RLlib's
+learner connector does not provide.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from scipy.signal import lfilter
 
 ADVANTAGES = "advantages"
 VALUE_TARGETS = "value_targets"
+EPISODE_INDEX = "episode_index"
 
 
 def discount_cumsum(x: np.ndarray, gamma: float) -> np.ndarray:
@@ -69,7 +73,7 @@ def episode_advantages(
 
 
 class MetaAdvantages(ConnectorV2):
-    """Adds ``advantages`` and ``value_targets`` to each module's batch, for one task."""
+    """Adds ``advantages``, ``value_targets`` and ``episode_index`` to each module's batch."""
 
     def __init__(
         self,
@@ -136,5 +140,8 @@ class MetaAdvantages(ConnectorV2):
             )
             module_batch[VALUE_TARGETS] = torch.as_tensor(
                 targets, dtype=torch.float32, device=device
+            )
+            module_batch[EPISODE_INDEX] = torch.repeat_interleave(
+                torch.arange(len(lens), device=device), torch.tensor(lens, device=device)
             )
         return batch

@@ -36,6 +36,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import tree
+from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import (
@@ -43,6 +44,7 @@ from ray.rllib.core.distribution.torch.torch_distribution import (
     TorchDiagGaussian,
 )
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 
 from rllib_marl_meta.tasks import require_task_env
 
@@ -248,6 +250,23 @@ class _PerRowForward:
         else:
             actions = dist.sample()
         return actions, dist.logp(actions)
+
+
+class BatchedNormalizeAndClipActions(NormalizeAndClipActions):
+    """RLlib's ``NormalizeAndClipActions`` on the whole batch at once, before unbatching.
+
+    RLlib's piece deep-copies the actions and unsquashes (or clips) them one batch item at a
+    time, which costs about a quarter of a single-agent EnvRunner's time per vector step with
+    20 sub-envs. Unsquashing and clipping are elementwise, so they apply to the batched actions
+    in one numpy call with the same result (tested against RLlib's piece).
+    """
+
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
+        if self.normalize_actions or self.clip_actions:
+            to_env = unsquash_action if self.normalize_actions else clip_action
+            actions = tree.map_structure(np.array, batch[Columns.ACTIONS])  # A copy.
+            batch[Columns.ACTIONS_FOR_ENV] = to_env(actions, self._action_space_struct)
+        return batch
 
 
 def _one(x: torch.Tensor) -> torch.Tensor:

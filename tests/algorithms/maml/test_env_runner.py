@@ -82,3 +82,28 @@ def test_every_task_gets_its_quota_and_no_step_is_discarded(
     assert result["num_episodes_per_task"] == episodes_per_task
     used = meta_batch_size * episodes_per_task * 2 * 10  # (K + 1 = 2) rounds, 10 steps.
     assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == used
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_batched_unsquash_equals_rllibs_per_item_piece(normalize):
+    import gymnasium as gym
+    from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
+    from ray.rllib.core.columns import Columns
+
+    from rllib_marl_meta.algorithms.maml.env_runner import BatchedNormalizeAndClipActions
+
+    space = gym.spaces.Box(low=np.array([-2.0, 0.0]), high=np.array([-0.5, 3.0]), dtype=np.float32)
+    actions = np.random.default_rng(0).normal(scale=2.0, size=(7, 2)).astype(np.float32)
+    kwargs = dict(input_action_space=space, normalize_actions=normalize, clip_actions=True)
+    batched = BatchedNormalizeAndClipActions(**kwargs)(
+        rl_module=None, batch={Columns.ACTIONS: actions.copy()}, episodes=[]
+    )
+    per_item = NormalizeAndClipActions(**kwargs)(
+        rl_module=None,
+        batch={Columns.ACTIONS: {(i,): [a] for i, a in enumerate(actions.copy())}},
+        episodes=[],
+    )
+    expected = np.stack([per_item[Columns.ACTIONS_FOR_ENV][(i,)][0] for i in range(7)])
+    np.testing.assert_array_equal(batched[Columns.ACTIONS_FOR_ENV], expected)
+    np.testing.assert_array_equal(batched[Columns.ACTIONS], actions)  # Sampled ones untouched.
+    assert not np.array_equal(expected, actions)  # The test exercises unsquashing/clipping.

@@ -3,7 +3,8 @@
 Notation: ``theta`` are the meta-parameters, ``D_k`` the episodes a task sampled with its
 step-``k`` parameters (``D_0`` with ``theta``), ``K`` the number of inner steps.
 
-1. ``inner_loss``   the adaptation objective on ``D_k`` (plain policy gradient, or ProMP's LVC);
+1. ``inner_loss``   the adaptation objective on ``D_k``, by one of the estimators in
+   ``INNER_LOSSES`` (plain policy gradient, ProMP's LVC, or DiCE);
 2. ``inner_update`` ``theta_{k+1} = theta_k - inner_lr * grad L_in(theta_k, D_k)``. This is the
    ONE inner update: sampling-time adaptation and the meta-update both call it.
    ``create_graph=True`` keeps the inner gradient in the graph (second order);
@@ -22,7 +23,7 @@ module the first module's gradients).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.torch.torch_learner import TorchLearner
 from ray.rllib.utils.typing import ModuleID
 
-from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, VALUE_TARGETS
+from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, EPISODE_INDEX, VALUE_TARGETS
 from rllib_marl_meta.algorithms.maml.maml_learner import MAMLLearner
 
 logger = logging.getLogger(__name__)
@@ -46,19 +47,85 @@ def action_distribution(module: torch.nn.Module, params: Mapping[str, torch.Tens
     return module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
 
 
-def inner_loss(module, params, batch, estimator: str = "pg") -> torch.Tensor:
-    """The adaptation objective on one module's batch.
+# --- Inner-loss estimators: (per-step log pi(a|s) under the parameters, batch) -> loss ---------
+# Each is a mean over the batch's steps, so ``inner_lr`` has the same scale for all of them.
 
-    ``pg``: ``-mean(log pi(a|s) * A)``, the likelihood-ratio policy gradient of the MAML paper.
-    ``lvc``: ``-mean(pi(a|s) / pi_sampling(a|s) * A)``, ProMP's low-variance curvature
-    estimator: same first-order gradient at the sampling policy, better-behaved Hessian.
+
+def pg_loss(logp: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``-mean(log pi(a|s) * A)``: the likelihood-ratio policy gradient of the MAML paper.
+
+    Its gradient is the usual policy-gradient estimate. Its Hessian is not an estimate of the
+    objective's Hessian: it lacks the products of score functions (``grad log pi``), so
+    second-order MAML with it gets a biased meta-gradient.
     """
-    if estimator not in ("pg", "lvc"):
-        raise ValueError(f"Unknown inner-loss estimator {estimator!r}; use 'pg' or 'lvc'.")
-    logp = action_distribution(module, params, batch).logp(batch[Columns.ACTIONS])
-    if estimator == "pg":
-        return -(logp * batch[ADVANTAGES]).mean()
+    return -(logp * batch[ADVANTAGES]).mean()
+
+
+def lvc_loss(logp: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``-mean(pi(a|s) / pi_sampling(a|s) * A)``: ProMP's low-variance curvature estimator.
+
+    Same gradient as ``pg`` at the sampling policy; its Hessian adds each step's own
+    score-function product, but not the products across time steps (biased, low variance).
+    """
     return -(torch.exp(logp - batch[Columns.ACTION_LOGP]) * batch[ADVANTAGES]).mean()
+
+
+def dice_loss(logp: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """DiCE (Foerster et al., 2018) with a baseline that is unbiased at every order.
+
+    ``-mean_t[(magic(W_t) - magic(W_{t-1})) * A_t]`` with ``W_t = sum_{t' <= t} log pi_t'`` over
+    the step's own episode (``W_{-1} = 0``) and DiCE's MagicBox ``magic(x) = exp(x - x.detach())``
+    (value 1, ``grad magic(x) = magic(x) grad x``). The reward at t depends on all actions up to
+    t, so DiCE's ``sum_t magic(W_t) r_t`` has derivatives of every order whose expectations are
+    those of ``E[sum_t r_t]``; the second-order MAML meta-gradient needs its Hessian.
+
+    First order: every MagicBox is 1, so the gradient is ``-mean_t[(grad W_t - grad W_{t-1})
+    A_t] = -mean_t[grad log pi_t A_t]``, exactly ``pg``'s, at any parameters (in particular at
+    the sampling ones). Higher orders: for ``A_t = R_t - b_t`` (``R_t`` the return-to-go, ``b_t``
+    independent of ``a_t`` and later actions), summing by parts gives ``sum_t magic(W_t) r_t +
+    sum_t magic(W_{t-1}) (1 - magic(log pi_t)) b_t - R_0``: DiCE's objective, a baseline term
+    whose derivatives of every order have expectation 0 (given the past, ``E_a[grad^n
+    magic(log pi(a|s))] = grad^n sum_a pi(a|s) = 0``; Mao et al., 2019), and a constant; hence
+    unbiased at every order. With ``gamma`` or ``lambda_`` < 1 it keeps the bias these already
+    give ``pg``. Its value is always 0: only its derivatives matter. Multi-agent: ``W_t`` sums
+    one agent's own actions; the other agents count as part of the environment, as in ``pg``.
+    """
+    if EPISODE_INDEX not in batch:
+        raise KeyError(
+            f"The 'dice' inner loss needs the {EPISODE_INDEX!r} column that MAML's "
+            "MetaAdvantages learner-connector piece adds."
+        )
+    episode = batch[EPISODE_INDEX]
+    lengths = torch.bincount(episode)
+    first_step = (lengths.cumsum(0) - lengths)[episode]
+    step = torch.arange(len(episode), device=episode.device) - first_step
+    # One row per episode, so each cumulative sum (and its gradient) stays within its episode.
+    table = logp.new_zeros(len(lengths), int(lengths.max())).index_put((episode, step), logp)
+    upto_t = table.cumsum(1)[episode, step]
+    before_t = upto_t - logp
+    magic_upto_t, magic_before_t = (torch.exp(w - w.detach()) for w in (upto_t, before_t))
+    return -((magic_upto_t - magic_before_t) * batch[ADVANTAGES]).mean()
+
+
+InnerLoss = Callable[[torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
+INNER_LOSSES: dict[str, InnerLoss] = {"pg": pg_loss, "lvc": lvc_loss, "dice": dice_loss}
+
+
+def inner_loss(
+    module: torch.nn.Module,
+    params: Mapping[str, torch.Tensor],
+    batch: Mapping[str, torch.Tensor],
+    estimator: str = "pg",
+) -> torch.Tensor:
+    """The adaptation objective on one module's batch: ``INNER_LOSSES[estimator]``."""
+    if estimator not in INNER_LOSSES:
+        raise ValueError(
+            f"Unknown inner-loss estimator {estimator!r}; use one of "
+            + ", ".join(repr(name) for name in INNER_LOSSES)
+            + "."
+        )
+    logp = action_distribution(module, params, batch).logp(batch[Columns.ACTIONS])
+    return INNER_LOSSES[estimator](logp, batch)
 
 
 def inner_update(
