@@ -8,7 +8,7 @@ import torch
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 
 from rllib_marl_meta.algorithms.maml import MAML
-from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES
+from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, EPISODE_INDEX
 from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import outer_loss, task_meta_loss
 from tests.algorithms.maml.test_meta_gradient import fake_batch, tiny_module
 
@@ -177,3 +177,34 @@ def test_value_head_is_trained_only_with_value_baseline(maml_config, baseline):
     assert any(not np.array_equal(before[k], after[k]) for k in pi_keys)
     vf_changed = any(not np.array_equal(before[k], after[k]) for k in vf_keys)
     assert vf_changed == (baseline == "value")
+
+
+def test_dice_inner_loss_trains_on_real_batches_with_episode_boundaries(maml_config):
+    """Two second-order iterations with DiCE stay finite; the learner connector's batches
+    number each step's episode, as DiCE's cumulative log-probabilities need."""
+    algo = maml_config(inner_loss="dice").build_algo()
+    learner = algo.learner_group._learner
+    seen = []
+    add_task_episodes = learner.add_task_episodes
+
+    def spy(task_id, step, episodes):
+        add_task_episodes(task_id, step, episodes)
+        seen.append((episodes, learner._task_batches[task_id][step]["default_policy"]))
+
+    learner.add_task_episodes = spy
+    try:
+        before = module_weights(algo)
+        results = [algo.train() for _ in range(2)]
+        after = module_weights(algo)
+    finally:
+        algo.stop()
+    for result in results:
+        assert np.isfinite(result["adaptation_delta"])
+        assert np.isfinite(result[LEARNER_RESULTS]["__all_modules__"]["outer_loss"])
+    assert all(np.isfinite(w).all() for w in after.values())
+    assert any(not np.array_equal(before[k], after[k]) for k in before)
+    assert len(seen) == 2 * 3 * 2  # iterations x tasks x (K + 1)
+    for episodes, batch in seen:
+        lengths = torch.tensor([len(e) for e in episodes])
+        expected = torch.arange(len(episodes)).repeat_interleave(lengths)
+        assert torch.equal(batch[EPISODE_INDEX].cpu(), expected)

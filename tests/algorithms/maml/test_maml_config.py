@@ -21,7 +21,7 @@ def base_config() -> MAMLConfig:
         ({"meta_batch_size": 0}, "meta_batch_size"),
         ({"maml_optimizer_steps": 0}, "maml_optimizer_steps"),
         ({"meta_gradient": "third_order"}, "meta_gradient"),
-        ({"inner_loss": "dice"}, "inner_loss"),
+        ({"inner_loss": "reinforce2"}, "inner_loss"),
         ({"baseline": "mean"}, "baseline"),
         ({"inner_lr": -0.1}, "inner_lr"),
         ({"episodes_per_task": None}, "exactly one of `episodes_per_task`"),
