@@ -33,7 +33,11 @@ def local_runner_algo(ray_session):
     algo.stop()
 
 
-def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo):
+@pytest.mark.parametrize("max_groups", [0, 2], ids=["vmap over rows", "per task's rows"])
+def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo, monkeypatch, max_groups):
+    from rllib_marl_meta.algorithms.maml import env_runner
+
+    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
     runner = local_runner_algo.env_runner
     assert isinstance(runner, MAMLEnvRunner) and runner.supports_plans
     theta = local_runner_algo.learner_group._learner.meta_weights()[DEFAULT_MODULE_ID]
@@ -52,7 +56,13 @@ def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo):
         assert actions.std() == pytest.approx(std, rel=0.25)
 
 
-def test_an_episode_does_not_depend_on_its_sub_env_or_batch_mates(local_runner_algo):
+@pytest.mark.parametrize("max_groups", [0, 2], ids=["vmap over rows", "per task's rows"])
+def test_an_episode_does_not_depend_on_its_sub_env_or_batch_mates(
+    local_runner_algo, monkeypatch, max_groups
+):
+    from rllib_marl_meta.algorithms.maml import env_runner
+
+    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
     runner = local_runner_algo.env_runner
     theta = local_runner_algo.learner_group._learner.meta_weights()[DEFAULT_MODULE_ID]
     alone = TaskJob(0, {"goal": np.array([0.2, -0.3])}, _weights_acting(theta, 0.01, -2.0), 11)
