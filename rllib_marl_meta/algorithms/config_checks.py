@@ -286,26 +286,24 @@ def probe_env(env: Any, algo_name: str) -> None:
     An env that raises here gets an error naming the env call and the env's own message.
     """
     agents = agent_ids(env)
-    try:
-        obs, _ = env.reset()
-    except Exception as exc:  # noqa: BLE001 - reported with the env's own text.
-        raise ValueError(
-            f"{algo_name}: the env raised in reset() when probed on the driver: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+    obs = _call_env(algo_name, "reset()", env.reset)[0]
     _check_observations(env, obs, agents, algo_name, "reset()")
     if agents is None:
         action = env.action_space.sample()
     else:
         action = {a: env.get_action_space(a).sample() for a in obs}
+    obs = _call_env(algo_name, "step() with a random action", lambda: env.step(action))[0]
+    _check_observations(env, obs, agents, algo_name, "step()")
+
+
+def _call_env(algo_name: str, call: str, fn: Callable[[], Any]) -> Any:
     try:
-        obs = env.step(action)[0]
+        return fn()
     except Exception as exc:  # noqa: BLE001 - reported with the env's own text.
         raise ValueError(
-            f"{algo_name}: the env raised in step() when probed on the driver with a random "
-            f"action: {type(exc).__name__}: {exc}"
+            f"{algo_name}: the env raised in {call} when probed on the driver: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
-    _check_observations(env, obs, agents, algo_name, "step()")
 
 
 def _check_observations(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
-from rllib_marl_meta.algorithms.rl2 import RL2Config
+from tests.algorithms.rl2.conftest import small_rl2_config
 from tests.faulty_envs import OldContractEnv
 
 
@@ -52,19 +52,13 @@ def test_maml_accepts_the_documented_class_path_env_form(ray_session):
 
 
 def test_rl2_trains_on_an_old_contract_env_with_tuple_tasks(ray_session):
-    config = (
-        RL2Config()
-        .environment(OldContractEnv, env_config={"horizon": 4})
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
-        .debugging(seed=0)
-        .training(
-            episodes_per_trial=2,
-            cell_size=8,
-            max_seq_len=8,
-            train_batch_size_per_learner=32,
-            minibatch_size=16,
-            num_epochs=1,
-        )
+    config = small_rl2_config(
+        OldContractEnv,
+        env_config={"horizon": 4},
+        episodes_per_trial=2,
+        max_seq_len=8,
+        train_batch_size_per_learner=32,
+        minibatch_size=16,
     )
     algo = config.build_algo()
     try:
