@@ -267,7 +267,7 @@ def check_multi_agent_setup(config: Any, env: Any, algo_name: str) -> None:
             "agent."
         )
     policies = set(config.policies)
-    for agent in agents:
+    for agent in sorted(agents, key=str):  # A set's order varies with the hash seed.
         try:
             module_id = config.policy_mapping_fn(agent, None)
         except Exception:  # noqa: BLE001 - a mapping that needs the episode: checked later.
