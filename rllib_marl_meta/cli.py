@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rllib_marl_meta.checkpoints import CheckpointError, check_checkpoint_files
+from rllib_marl_meta.console import quiet_rllib_noise
 from rllib_marl_meta.experiments import (
     Experiment,
     ExperimentError,
@@ -230,6 +231,7 @@ def init_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
     """
     import ray
 
+    quiet_rllib_noise()
     address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
     if address:
         check_reachable(address)
@@ -248,7 +250,13 @@ def init_ray(args: argparse.Namespace) -> tuple[bool, str | None]:
             message = " ".join(str(exc).split())
             raise CLIError(f"Cannot connect to the Ray cluster at {address!r}: {message}") from exc
     else:
-        ray.init(num_cpus=args.num_cpus, include_dashboard=args.dashboard)
+        # Worker processes (Tune trials, EnvRunners) drop RLlib's noise too; on a cluster the
+        # job's own runtime env is left alone.
+        ray.init(
+            num_cpus=args.num_cpus,
+            include_dashboard=args.dashboard,
+            runtime_env={"worker_process_setup_hook": "rllib_marl_meta.console.quiet_rllib_noise"},
+        )
     rearm_sigterm_handler()
     return True, address
 

@@ -18,6 +18,7 @@ import ray
 
 import rllib_marl_meta  # noqa: F401  (registers the built-in envs)
 from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.console import quiet_rllib_noise
 from rllib_marl_meta.evaluation import MetaTestResult, meta_test_algorithm
 
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("results/quickstart"))
     args = parser.parse_args(argv)
 
+    quiet_rllib_noise()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     algo = quickstart_config(args.seed).build_algo()
     try:
