@@ -53,6 +53,7 @@ from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
 from rllib_marl_meta.algorithms.maml.env_runner import (
     BatchedNormalizeAndClipActions,
     MAMLEnvRunner,
+    MultiAgentMAMLEnvRunner,
 )
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
 from rllib_marl_meta.algorithms.maml.torch import maml_torch_learner
@@ -297,11 +298,10 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
             errors.append("MAML supports feed-forward modules only; remove `use_lstm=True`.")
         if errors:
             raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
-        # Single-agent sampling runs a whole plan of task episodes per runner call.
-        if self.env_runner_cls is None and not self.is_multi_agent:
-            self.env_runner_cls = MAMLEnvRunner
-        elif self.env_runner_cls is MAMLEnvRunner and self.is_multi_agent:
-            self.env_runner_cls = None
+        # A runner samples a whole plan of task episodes per call (see `env_runner.py`).
+        planned = (MAMLEnvRunner, MultiAgentMAMLEnvRunner)
+        if self.env_runner_cls is None or self.env_runner_cls in planned:
+            self.env_runner_cls = planned[self.is_multi_agent]
         if self.env is not None:
             register_class_path_env(self.env)
             self._validate_task_api()

@@ -117,3 +117,40 @@ def test_batched_unsquash_equals_rllibs_per_item_piece(normalize):
     np.testing.assert_array_equal(batched[Columns.ACTIONS_FOR_ENV], expected)
     np.testing.assert_array_equal(batched[Columns.ACTIONS], actions)  # Sampled ones untouched.
     assert not np.array_equal(expected, actions)  # The test exercises unsquashing/clipping.
+
+
+@pytest.mark.parametrize("num_envs", [2, 5])
+def test_multi_agent_tasks_per_sub_env_give_the_same_update_and_exact_steps(maml_config, num_envs):
+    """Per-agent modules on CooperativeNavigation: 1 sub-env vs several (5 leaves sub-envs
+    idle in the last round) give the same episodes and update, and only used steps count."""
+    import torch
+
+    def config(envs: int):
+        return (
+            maml_config(meta_batch_size=4, episodes_per_task=3)
+            .environment("CooperativeNavigation", env_config={"horizon": 10, "spawn_range": 0.1})
+            .multi_agent(
+                policies={"agent_0", "agent_1"}, policy_mapping_fn=lambda aid, *a, **k: aid
+            )
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=envs)
+        )
+
+    results, weights = [], []
+    for envs in (1, num_envs):
+        algo = config(envs).build_algo()
+        try:
+            assert type(algo.env_runner).__name__ == "MultiAgentMAMLEnvRunner"
+            results.append(algo.train())
+            weights.append(algo.learner_group.get_weights())
+        finally:
+            algo.stop()
+    for result in results:
+        assert result["num_episodes_per_task"] == 3
+        assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == 4 * 3 * 2 * 10
+    for key in ("episode_return_mean", "episode_return_mean_adapt_1"):
+        assert results[1][key] == pytest.approx(results[0][key], rel=1e-6)
+    for mid, module_weights in weights[0].items():
+        for name, value in module_weights.items():
+            torch.testing.assert_close(
+                torch.as_tensor(weights[1][mid][name]), torch.as_tensor(value), rtol=1e-5, atol=1e-7
+            )
