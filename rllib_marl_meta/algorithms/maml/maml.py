@@ -274,13 +274,8 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
 
     @override(AlgorithmConfig)
     def validate(self) -> None:
-        if self.framework_str != "torch":  # Before RLlib's "install tensorflow".
-            raise ValueError(
-                f"MAML is implemented for torch only, got framework {self.framework_str!r}; "
-                "use `config.framework('torch')`."
-            )
         errors = self.check_settings()
-        if errors:  # Before RLlib's own checks, which may fail less clearly on them.
+        if errors:  # Before RLlib's own checks (e.g. its "install tensorflow").
             raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
         super().validate()
         if (self.episodes_per_task is None) == (self.env_steps_per_task is None):
