@@ -4,8 +4,8 @@ Tasks are dealt round-robin to the healthy EnvRunners (the local one when there 
 runners). A runner (:mod:`~.env_runner`, single- or multi-agent) samples all of its tasks at
 once, a task per sub-env, each with its own weights, exactly ``episodes_per_task`` episodes per
 task and no discarded steps. With ``env_steps_per_task`` (or a custom ``env_runner_cls``) the
-tasks are sampled one after the other, all sub-envs on one task. Each job carries the weights to sample with and a
-seed, so a task's episodes do not depend on which runner samples it.
+tasks are sampled one after the other, all sub-envs on one task. Each job carries the weights
+to sample with and a seed, so a task's episodes do not depend on which runner samples it.
 
 Failures never leave a task partially sampled, and never lose the env's own error text:
 
