@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import pickle
@@ -54,8 +53,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # Exit codes of an interrupted command, as a shell reports a process ended by that signal.
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: SIGTERM
-# Python modules whose presence means an extra of this package is installed.
-EXTRA_MODULES = {"mujoco": "mujoco", "mpe": "mpe2", "metaworld": "metaworld"}
 # At most this many per-inner-episode columns for RL² in the progress table.
 MAX_EPISODE_COLUMNS = 5
 
@@ -511,11 +508,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 # --- list ----------------------------------------------------------------------------------------
 
 
-def _extra_installed(extra: str | None) -> bool:
-    module = EXTRA_MODULES.get(extra or "")
-    return extra is None or (module is not None and importlib.util.find_spec(module) is not None)
-
-
 def tuned_example_rows() -> list[tuple[str, str, str, str]]:
     """(file, experiment, run, env) for every YAML under ``tuned_examples/``."""
     examples = tuned_examples_dir()
@@ -546,17 +538,18 @@ def _table(rows: list[Sequence[str]], indent: str = "  ") -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     """``list``: built-in envs, algorithms and tuned examples (``--json`` for machines)."""
     from rllib_marl_meta import ALGORITHMS
-    from rllib_marl_meta.envs import BUILTIN_ENVS, MULTI_AGENT_ENVS
+    from rllib_marl_meta.envs import BUILTIN_ENVS
 
     envs = [
         {
             "name": name,
-            "kind": "multi-agent" if name in MULTI_AGENT_ENVS else "single-agent",
-            "task_space": space,
-            "extra": extra,
-            "installed": _extra_installed(extra),
+            "kind": "multi-agent" if env.multi_agent else "single-agent",
+            # The default config's task space, from the env itself (`TaskSpace.describe()`).
+            "task_space": env.describe() if env.installed else "?",
+            "extra": env.extra,
+            "installed": env.installed,
         }
-        for name, (_, _, space, extra) in BUILTIN_ENVS.items()
+        for name, env in BUILTIN_ENVS.items()
     ]
     algorithms = [{"name": name, "class": path} for name, path in ALGORITHMS.items()]
     examples = [

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rllib_marl_meta import cli
-from rllib_marl_meta.envs import BUILTIN_ENVS, make_env
+from rllib_marl_meta.envs import BUILTIN_ENVS, EXTRA_MODULES, make_env
 
 GOOD = """
 exp:
@@ -317,7 +317,6 @@ def test_a_truncated_torch_file_is_named(maml_checkpoint, tmp_path):
 
 # --- Built-in envs -------------------------------------------------------------------------------
 
-_EXTRA_MODULES = {"mujoco": "mujoco", "mpe": "mpe2"}
 ENV_CASES = [
     ("PointNavigation2D", {"horizon": "ten"}, r"'horizon' must be an integer >= 1, got 'ten'"),
     ("PointNavigation2D", {"action_bound": 0}, r"'action_bound' must be a finite number > 0"),
@@ -360,9 +359,9 @@ def test_every_builtin_env_has_a_bad_config_case():
 
 @pytest.mark.parametrize(("name", "config", "message"), ENV_CASES)
 def test_bad_env_config_names_env_key_and_allowed_values(name, config, message):
-    extra = BUILTIN_ENVS[name][3]
+    extra = BUILTIN_ENVS[name].extra
     if extra is not None:
-        pytest.importorskip(_EXTRA_MODULES[extra])
+        pytest.importorskip(EXTRA_MODULES[extra])
     with pytest.raises(ValueError) as info:
         make_env(name, config)
     text = str(info.value)

@@ -16,63 +16,62 @@ Two ways to create an env by name:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-# name -> (module, class, one-line task space description, extra that provides it or None)
-BUILTIN_ENVS: dict[str, tuple[str, str, str, str | None]] = {
-    "CartPoleMass": (
-        "rllib_marl_meta.envs.cartpole_mass",
-        "CartPoleMass",
-        "masscart~U[0.5, 2.0], masspole~U[0.05, 0.2]",
-        None,
+# The Python module that each optional extra installs (``pip install ".[extra]"``).
+EXTRA_MODULES: dict[str, str] = {"mujoco": "mujoco", "mpe": "mpe2", "metaworld": "metaworld"}
+
+
+@dataclass(frozen=True)
+class BuiltinEnv:
+    """One built-in task distribution: where its class lives and what it needs."""
+
+    module: str
+    cls: str
+    extra: str | None = None  # The optional extra that provides its dependencies.
+    multi_agent: bool = False  # A PettingZoo env, seen by RLlib as a ``MultiAgentEnv``.
+
+    @property
+    def installed(self) -> bool:
+        """Whether the env's optional dependencies are importable."""
+        return self.extra is None or importlib.util.find_spec(EXTRA_MODULES[self.extra]) is not None
+
+    def describe(self, config: dict | None = None) -> str:
+        """The task space (``TaskSpace.describe()``) of an instance with ``config``."""
+        env = self.load()(dict(config or {}))
+        try:
+            return env.task_space.describe()
+        finally:
+            env.close()
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.cls)
+
+
+BUILTIN_ENVS: dict[str, BuiltinEnv] = {
+    "CartPoleMass": BuiltinEnv("rllib_marl_meta.envs.cartpole_mass", "CartPoleMass"),
+    "PointNavigation2D": BuiltinEnv("rllib_marl_meta.envs.point_navigation", "PointNavigation2D"),
+    "BernoulliBandit": BuiltinEnv("rllib_marl_meta.envs.bandit", "BernoulliBandit"),
+    "PendulumMass": BuiltinEnv("rllib_marl_meta.envs.pendulum_mass", "PendulumMass"),
+    "HalfCheetahVelocity": BuiltinEnv(
+        "rllib_marl_meta.envs.half_cheetah", "HalfCheetahVelocity", extra="mujoco"
     ),
-    "PointNavigation2D": (
-        "rllib_marl_meta.envs.point_navigation",
-        "PointNavigation2D",
-        "goal~U[-0.5, 0.5]^2",
-        None,
+    "HalfCheetahDirection": BuiltinEnv(
+        "rllib_marl_meta.envs.half_cheetah", "HalfCheetahDirection", extra="mujoco"
     ),
-    "BernoulliBandit": (
-        "rllib_marl_meta.envs.bandit",
-        "BernoulliBandit",
-        "probs~U[0, 1]^num_arms",
-        None,
+    "CooperativeNavigation": BuiltinEnv(
+        "rllib_marl_meta.envs.cooperative_navigation", "CooperativeNavigation", multi_agent=True
     ),
-    "PendulumMass": (
-        "rllib_marl_meta.envs.pendulum_mass",
-        "PendulumMass",
-        "m~U[0.5, 2.0]",
-        None,
-    ),
-    "HalfCheetahVelocity": (
-        "rllib_marl_meta.envs.half_cheetah",
-        "HalfCheetahVelocity",
-        "target_velocity~U[0.0, 2.0]",
-        "mujoco",
-    ),
-    "HalfCheetahDirection": (
-        "rllib_marl_meta.envs.half_cheetah",
-        "HalfCheetahDirection",
-        "direction~U{-1, 1}",
-        "mujoco",
-    ),
-    "CooperativeNavigation": (
-        "rllib_marl_meta.envs.cooperative_navigation",
-        "CooperativeNavigation",
-        "landmarks~U[-1, 1]^(num_agents, 2), max_speed~U[0.5, 2.0]",
-        None,
-    ),
-    "MPESpread": (
-        "rllib_marl_meta.envs.mpe_spread",
-        "MPESpread",
-        "landmarks~U[-1, 1]^(N, 2), max_speed~U[0.5, 2.0], damping~U[0.1, 0.5]",
-        "mpe",
+    "MPESpread": BuiltinEnv(
+        "rllib_marl_meta.envs.mpe_spread", "MPESpread", extra="mpe", multi_agent=True
     ),
 }
 
 # Built-in envs that are PettingZoo envs: RLlib sees them through ``ParallelPettingZooEnv``.
-MULTI_AGENT_ENVS: frozenset[str] = frozenset({"CooperativeNavigation", "MPESpread"})
+MULTI_AGENT_ENVS: frozenset[str] = frozenset(n for n, e in BUILTIN_ENVS.items() if e.multi_agent)
 
 
 def env_class(name: str) -> type:
@@ -82,9 +81,9 @@ def env_class(name: str) -> type:
     """
     if name not in BUILTIN_ENVS:
         raise ValueError(f"Unknown built-in env '{name}'. Known: {sorted(BUILTIN_ENVS)}.")
-    module, cls, _, extra = BUILTIN_ENVS[name]
+    extra = BUILTIN_ENVS[name].extra
     try:
-        return getattr(importlib.import_module(module), cls)
+        return BUILTIN_ENVS[name].load()
     except ImportError as exc:
         if extra is None:
             raise

@@ -50,7 +50,7 @@ def test_list_via_python_m():
         proc = run([*PYTHON_M, "list"], env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "PointNavigation2D" in out and "goal~U[-0.5, 0.5]^2" in out
+    assert "PointNavigation2D" in out and "goal~U[-0.5, 0.5]^(2,)" in out
     assert "CooperativeNavigation" in out and "multi-agent" in out
     assert "MAML" in out and "RL2" in out
     assert "maml/point_navigation.yaml" in out and "maml-point-navigation" in out

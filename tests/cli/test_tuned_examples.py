@@ -9,7 +9,6 @@ Ray. Every column of the CLI's progress table must be in the result. Files whose
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from rllib_marl_meta.experiments import Overrides, load_experiments, load_yaml_f
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "tuned_examples"
 FILES = sorted(EXAMPLES.rglob("*.yaml"))
-EXTRA_MODULES = {"mujoco": "mujoco", "mpe": "mpe2", "metaworld": "metaworld"}
 # The env_config setting that makes each built-in env's episodes short (default: horizon 10).
 SHORT_EPISODES = {
     "CartPoleMass": {"max_episode_steps": 10},
@@ -60,10 +58,9 @@ def experiment_specs(path: Path) -> list[tuple[str, str]]:
 
 def skip_unless_runnable(path: Path) -> None:
     for run, env in experiment_specs(path):
-        extra = BUILTIN_ENVS.get(env, (None, None, None, None))[3]
-        module = EXTRA_MODULES.get(extra or "")
-        if module is not None and importlib.util.find_spec(module) is None:
-            pytest.skip(f"{env} needs the '{extra}' extra")
+        builtin = BUILTIN_ENVS.get(env)
+        if builtin is not None and not builtin.installed:
+            pytest.skip(f"{env} needs the '{builtin.extra}' extra")
         if run == "RL2":
             try:
                 from rllib_marl_meta.algorithms.rl2 import RL2  # noqa: F401

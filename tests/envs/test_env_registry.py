@@ -55,12 +55,14 @@ def test_unknown_env_name():
 
 def test_missing_extra_names_the_extra(monkeypatch):
     monkeypatch.setitem(
-        envs.BUILTIN_ENVS, "Fake", ("rllib_marl_meta.envs._no_such_module", "Fake", "x", "mujoco")
+        envs.BUILTIN_ENVS,
+        "Fake",
+        envs.BuiltinEnv("rllib_marl_meta.envs._no_such_module", "Fake", extra="mujoco"),
     )
     with pytest.raises(ImportError, match=r"rllib-marl-meta\[mujoco\]"):
         env_class("Fake")
     monkeypatch.setitem(
-        envs.BUILTIN_ENVS, "Fake", ("rllib_marl_meta.envs._no_such_module", "Fake", "x", None)
+        envs.BUILTIN_ENVS, "Fake", envs.BuiltinEnv("rllib_marl_meta.envs._no_such_module", "Fake")
     )
     with pytest.raises(ModuleNotFoundError):
         env_class("Fake")

@@ -16,11 +16,15 @@ from pettingzoo import ParallelEnv
 from pettingzoo.test import parallel_api_test
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from rllib_marl_meta.envs import BUILTIN_ENVS, MULTI_AGENT_ENVS, make_env, make_rllib_env
+from rllib_marl_meta.envs import (
+    BUILTIN_ENVS,
+    EXTRA_MODULES,
+    MULTI_AGENT_ENVS,
+    make_env,
+    make_rllib_env,
+)
 from rllib_marl_meta.tasks import find_task_env
 
-# The module each optional extra must provide.
-_EXTRA_MODULES = {"mujoco": "mujoco", "mpe": "mpe2"}
 ALL_ENVS = sorted(BUILTIN_ENVS)
 SINGLE_AGENT_ENVS = [n for n in ALL_ENVS if n not in MULTI_AGENT_ENVS]
 # Small configs keep the MuJoCo and MPE episodes short.
@@ -28,9 +32,9 @@ _CONFIGS = {"HalfCheetahVelocity": {"horizon": 20}, "HalfCheetahDirection": {"ho
 
 
 def _make(name: str, **config):
-    extra = BUILTIN_ENVS[name][3]
+    extra = BUILTIN_ENVS[name].extra
     if extra is not None:
-        pytest.importorskip(_EXTRA_MODULES[extra])
+        pytest.importorskip(EXTRA_MODULES[extra])
     return make_env(name, {**_CONFIGS.get(name, {}), **config})
 
 
@@ -56,11 +60,17 @@ def _tasks_equal(a: list[dict], b: list[dict]) -> bool:
     return all(np.array_equal(x[k], y[k]) for x, y in zip(a, b, strict=True) for k in x)
 
 
-def test_every_builtin_env_is_listed_with_a_description():
-    for module, cls, description, extra in BUILTIN_ENVS.values():
-        assert module.startswith("rllib_marl_meta.envs.") and cls and description
-        assert extra in (None, *_EXTRA_MODULES)
-    assert MULTI_AGENT_ENVS <= set(BUILTIN_ENVS)
+def test_every_builtin_env_is_listed_with_its_task_space():
+    for name, env in BUILTIN_ENVS.items():
+        assert env.module.startswith("rllib_marl_meta.envs.") and env.extra in (
+            None,
+            *EXTRA_MODULES,
+        )
+        if env.installed:  # The description is the env's own TaskSpace's.
+            assert env.describe() == make_env(name).task_space.describe()
+    assert env.describe() != BUILTIN_ENVS["PointNavigation2D"].describe()
+    assert BUILTIN_ENVS["BernoulliBandit"].describe({"num_arms": 3}).endswith("^(3,)")
+    assert MULTI_AGENT_ENVS == {n for n, e in BUILTIN_ENVS.items() if e.multi_agent}
 
 
 @pytest.mark.parametrize("name", SINGLE_AGENT_ENVS)
