@@ -16,6 +16,7 @@ import pytest
 
 from rllib_marl_meta import cli
 from rllib_marl_meta.envs import BUILTIN_ENVS
+from rllib_marl_meta.examples import CAP
 from rllib_marl_meta.experiments import Overrides, load_experiments, load_yaml_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,11 +131,9 @@ def test_tuned_example_trains_one_tiny_iteration(path, ray_session):
 
 # --- The Python (RLlib example-script) form of each tuned example -------------------------------
 
-CAP = "env_runners/num_env_steps_sampled_lifetime"
-
 
 def python_twin(path: Path):
-    """Imports ``path``'s ``.py`` twin (module level builds ``config`` and ``parser`` only)."""
+    """Imports ``path``'s ``.py`` twin (its module level builds ``config`` and ``parser``)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(f"tuned_{path.stem}", path.with_suffix(".py"))
@@ -153,10 +152,13 @@ def test_python_tuned_example_has_the_yaml_settings(path):
     for key in (*spec["config"], "env"):
         attr = {
             "lambda": "lambda_",
-            "model_config": "_model_config",
             "multi_agent": "policies",
         }.get(key, key)
         python_value, yaml_value = getattr(from_python, attr), getattr(from_yaml, attr)
+        if attr == "model_config":  # Effective: the algorithm's defaults, then the user's.
+            python_value, yaml_value = (
+                c._model_config_auto_includes | c._model_config for c in (from_python, from_yaml)
+            )
         if attr == "policies":
             python_value, yaml_value = set(python_value), set(yaml_value)
             for agent in yaml_value | {"agent_0"}:
@@ -168,7 +170,7 @@ def test_python_tuned_example_has_the_yaml_settings(path):
     assert defaults.algo == spec["run"]
     assert defaults.stop_timesteps == spec["stop"][CAP]
     targets = {k: v for k, v in spec["stop"].items() if k != CAP}
-    assert twin.TARGET_METRIC == next(iter(targets), None)
+    assert defaults.target_metric == next(iter(targets), None)
     if targets:
         assert defaults.stop_reward == next(iter(targets.values()))
 

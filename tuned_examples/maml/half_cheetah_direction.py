@@ -1,58 +1,27 @@
 """MAML on HalfCheetah running forward or backward (direction ~ U{-1, 1}), horizon 100 as in
 ProMP. Needs the mujoco extra: pip install -c constraints.txt -e ".[mujoco]"
 
-RLlib's tuned-example form of `half_cheetah_direction.yaml` (the same settings, kept equal by
-`tests/cli/test_tuned_examples.py`), run by RLlib's example-script runner:
+RLlib's tuned-example form of
+`half_cheetah_direction.yaml`: the settings that differ from the config's defaults
+(`tests/cli/test_tuned_examples.py` keeps the result equal to the YAML's), run by RLlib's
+example-script runner:
 
     python tuned_examples/maml/half_cheetah_direction.py --help
 """
 
-from ray.rllib.examples.utils import (
-    add_rllib_example_script_args,
-    run_rllib_example_script_experiment,
-)
-
 from rllib_marl_meta import MAMLConfig
+from rllib_marl_meta.examples import run_tuned_example, tuned_example_parser
 
-# The YAML's stop criteria: this result key's target (if any), or the env-step cap.
-TARGET_METRIC = "episode_return_mean_adapt_1"
-parser = add_rllib_example_script_args(
-    default_reward=500.0, default_timesteps=30_000_000, default_iters=1_000_000
+parser = tuned_example_parser(
+    "MAML", timesteps=30_000_000, target_metric="episode_return_mean_adapt_1", target=500.0
 )
-parser.set_defaults(algo="MAML")
 
 config = (
     MAMLConfig()
     .environment("HalfCheetahDirection", env_config={"horizon": 100})
     .env_runners(num_env_runners=4)
-    .rl_module(model_config={"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
     .debugging(seed=0)
-    .training(
-        meta_batch_size=40,
-        episodes_per_task=20,
-        inner_adaptation_steps=1,
-        inner_lr=0.1,
-        lr=0.001,
-        maml_optimizer_steps=5,
-        clip_param=0.3,
-        kl_coeff=0.0005,
-        kl_target=0.01,
-        gamma=0.99,
-        lambda_=1.0,
-    )
 )
 
 if __name__ == "__main__":
-    args = parser.parse_args()
-    stop = {
-        "env_runners/num_env_steps_sampled_lifetime": args.stop_timesteps,
-        "training_iteration": args.stop_iters,
-    }
-    if TARGET_METRIC is not None:
-        stop[TARGET_METRIC] = args.stop_reward
-    run_rllib_example_script_experiment(
-        config,
-        args,
-        stop=stop,
-        success_metric=None if TARGET_METRIC is None else {TARGET_METRIC: args.stop_reward},
-    )
+    run_tuned_example(config, parser)

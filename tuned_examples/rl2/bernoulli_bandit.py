@@ -5,25 +5,20 @@ episodes of one task; the GRU state carries across them). A uniformly random pol
 garage RL²-PPO settings (GRU 64, gamma 0.99, lambda 0.95, clip 0.2, 10 epochs) with lr 1e-3.
 On 2 CPUs this reaches a trial return of about 6.4 after 80,000 pulls (about a minute).
 
-RLlib's tuned-example form of `bernoulli_bandit.yaml` (the same settings, kept equal by
-`tests/cli/test_tuned_examples.py`), run by RLlib's example-script runner:
+RLlib's tuned-example form of
+`bernoulli_bandit.yaml`: the settings that differ from the config's defaults
+(`tests/cli/test_tuned_examples.py` keeps the result equal to the YAML's), run by RLlib's
+example-script runner:
 
     python tuned_examples/rl2/bernoulli_bandit.py --help
 """
 
-from ray.rllib.examples.utils import (
-    add_rllib_example_script_args,
-    run_rllib_example_script_experiment,
-)
-
 from rllib_marl_meta import RL2Config
+from rllib_marl_meta.examples import run_tuned_example, tuned_example_parser
 
-# The YAML's stop criteria: this result key's target (if any), or the env-step cap.
-TARGET_METRIC = "env_runners/episode_return_mean"
-parser = add_rllib_example_script_args(
-    default_reward=6.5, default_timesteps=2_000_000, default_iters=1_000_000
+parser = tuned_example_parser(
+    "RL2", timesteps=2_000_000, target_metric="env_runners/episode_return_mean", target=6.5
 )
-parser.set_defaults(algo="RL2")
 
 config = (
     RL2Config()
@@ -31,31 +26,11 @@ config = (
     .env_runners(num_env_runners=0, num_envs_per_env_runner=10)
     .debugging(seed=0)
     .training(
-        episodes_per_trial=10,
-        rnn_cell="gru",
-        cell_size=64,
         max_seq_len=10,
-        lr=0.001,
-        gamma=0.99,
-        lambda_=0.95,
-        clip_param=0.2,
-        num_epochs=10,
         train_batch_size_per_learner=2000,
         minibatch_size=500,
     )
 )
 
 if __name__ == "__main__":
-    args = parser.parse_args()
-    stop = {
-        "env_runners/num_env_steps_sampled_lifetime": args.stop_timesteps,
-        "training_iteration": args.stop_iters,
-    }
-    if TARGET_METRIC is not None:
-        stop[TARGET_METRIC] = args.stop_reward
-    run_rllib_example_script_experiment(
-        config,
-        args,
-        stop=stop,
-        success_metric=None if TARGET_METRIC is None else {TARGET_METRIC: args.stop_reward},
-    )
+    run_tuned_example(config, parser)
