@@ -28,7 +28,7 @@ from ray.tune.registry import register_env
 import rllib_marl_meta  # noqa: F401
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.envs import make_env
-from rllib_marl_meta.evaluation import MetaTestResult, meta_test_algorithm
+from rllib_marl_meta.meta_learner import MetaTestResult
 from rllib_marl_meta.tasks import NewTaskEachEpisode
 
 SETTINGS = {
@@ -87,20 +87,18 @@ def main() -> None:
     rows = []
     maml = maml_config(args.env, args.seed).build_algo()
     try:
-        random_init = meta_test_algorithm(maml, args.test_tasks, seed=1, steps=args.max_steps)
+        random_init = maml.meta_test(args.test_tasks, seed=1, steps=args.max_steps)
         rows.append(row("random init + K steps", 0, random_init))
         start = time.perf_counter()
         steps = train_until(maml, args.budget)
         maml_seconds = time.perf_counter() - start
-        rows.append(
-            row("MAML", steps, meta_test_algorithm(maml, args.test_tasks, 1, args.max_steps))
-        )
+        rows.append(row("MAML", steps, maml.meta_test(args.test_tasks, 1, args.max_steps)))
 
         start = time.perf_counter()
         weights, ppo_steps = pretrained_ppo_weights(args.env, args.budget, args.seed)
         ppo_seconds = time.perf_counter() - start
         maml.learner_group.set_weights(weights)  # Same network: fine-tune PPO's weights.
-        pretrained = meta_test_algorithm(maml, args.test_tasks, seed=1, steps=args.max_steps)
+        pretrained = maml.meta_test(args.test_tasks, seed=1, steps=args.max_steps)
         rows.append(row("pretrained PPO + K steps", ppo_steps, pretrained))
     finally:
         maml.stop()

@@ -26,6 +26,7 @@ into the env config) runs CooperativeNavigation with the landmarks observed.
 
     python bench/marl_meta.py --env CooperativeNavigation --algo both    # about 10 minutes
     python bench/marl_meta.py --env MPESpread --algo both --budget 60000    # about 8 minutes
+    python bench/marl_meta.py --env DistributedOptimization --algo both
 """
 
 from __future__ import annotations
@@ -47,13 +48,12 @@ from ray.tune.registry import register_env
 import rllib_marl_meta  # noqa: F401  (registers the envs and algorithms)
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.rl2 import RL2Config
-from rllib_marl_meta.algorithms.rl2 import meta_test as rl2_meta_test
 from rllib_marl_meta.envs import make_env, to_rllib_env
+from rllib_marl_meta.meta_learner import held_out_seed
 from rllib_marl_meta.tasks import NewTaskEachEpisodeParallel, Task, require_task_env
 
-# MAML.meta_test draws its held-out tasks with `sample_tasks(n, seed=MAML_TEST_SEED_BASE + seed)`;
-# the other methods get the same tasks (checked against MAML's when it runs).
-MAML_TEST_SEED_BASE = 10_000_019
+# MAML.meta_test and RL2.meta_test draw their held-out tasks with
+# `sample_tasks(n, seed=held_out_seed(seed))`; the baselines get the same tasks (checked).
 TEST_SEED = 1
 
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
@@ -86,6 +86,15 @@ SETTINGS = {
             meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
         ),
     ),
+    "DistributedOptimization": Setting(
+        # The notebook's team (4 agents, D = 20, the sum as objective); hidden target in
+        # [-5, 5]; 20-step episodes.
+        env_config={"horizon": 20},
+        horizon=20,
+        maml=dict(
+            meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
+        ),
+    ),
     "MPESpread": Setting(
         env_config={"N": 3, "max_cycles": 25},
         horizon=25,
@@ -111,7 +120,7 @@ def register_bench_envs(env: str) -> tuple[str, str]:
 
 def test_tasks(env: str, setting: Setting, n: int) -> list[Task]:
     task_env = require_task_env(make_env(env, setting.env_config))
-    return task_env.sample_tasks(n, seed=MAML_TEST_SEED_BASE + TEST_SEED)
+    return task_env.sample_tasks(n, seed=held_out_seed(TEST_SEED))
 
 
 def as_config_task(task: Task) -> dict:
@@ -145,13 +154,24 @@ class Row:
         first, last = self.returns[0], self.returns[-1]
         # The change from the first to the last point, paired by task.
         gain = "–" if first is None else mean_sem(np.asarray(last) - np.asarray(first), sign=True)
-        return out + [gain]
+        step = self.returns[1] if len(self.returns) > 1 else None
+        one_step = "–" if first is None or step is None else ci95(np.subtract(step, first))
+        return out + [gain, one_step]
 
     def markdown(self, num_points: int) -> str:
         steps = f"{self.steps:,}" if isinstance(self.steps, int) else self.steps
         tasks = len(next(r for r in self.returns if r is not None))
         cells = " | ".join(self.cells(num_points))
         return f"| {self.method} | {steps} | {tasks} | {cells} | {self.seconds:.0f} s |"
+
+
+def ci95(values) -> str:
+    """Mean and its 95% confidence interval (Student's t) of per-task values."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=np.float64)
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return f"{values.mean():+.2f} [{values.mean() - half:+.2f}, {values.mean() + half:+.2f}]"
 
 
 def mean_sem(values, sign: bool = False) -> str:
@@ -187,10 +207,14 @@ def maml_algo(env: str, setting: Setting, agents: list[str], seed: int):
 
 
 def maml_meta_test(maml, tasks: list[Task], max_steps: int) -> list[list[float]]:
-    out = maml.meta_test(num_tasks=len(tasks), seed=TEST_SEED, adaptation_steps=max_steps)
-    for mine, theirs in zip(tasks, out["tasks"]):
-        assert all(np.allclose(mine[k], theirs[k]) for k in mine), "test tasks differ"
-    return out["returns"]
+    out = maml.meta_test(num_tasks=len(tasks), seed=TEST_SEED, steps=max_steps)
+    check_same_tasks(tasks, out.tasks)
+    return out.returns
+
+
+def check_same_tasks(mine: list[Task], theirs: list[Task]) -> None:
+    for a, b in zip(mine, theirs, strict=True):
+        assert all(np.allclose(a[k], b[k]) for k in a), "test tasks differ"
 
 
 def ppo_config(env_name: str, env_config: dict, agents: list[str], seed: int, **training):
@@ -384,13 +408,11 @@ def main() -> None:
             # Several trials per task, so each task's point is a mean over as many episodes
             # as MAML's (``episodes_per_task``).
             trials = setting.maml["episodes_per_task"]
-            result = rl2_meta_test(
-                rl2, tasks=[t for t in tasks for _ in range(trials)], seed=TEST_SEED
-            )
+            result = rl2.meta_test(len(tasks), seed=TEST_SEED, trials_per_task=trials)
         finally:
             rl2.stop()
-        per_task = result.returns.reshape(len(tasks), trials, K + 1).mean(axis=1)
-        rows.append(Row("RL² (inner episodes 1..K+1)", steps, per_task.T.tolist(), seconds))
+        check_same_tasks(tasks, result.tasks)
+        rows.append(Row("RL² (inner episodes 1..K+1)", steps, result.returns, seconds))
         print(rows[-1].markdown(K + 1), flush=True)
 
     if not args.no_baselines and args.scratch_tasks > 0:
@@ -409,9 +431,9 @@ def main() -> None:
     )
     print(
         f"| method | training env steps | test tasks | {' | '.join(labels)} | last − first "
-        "| train wall time |"
+        "| second − first, 95% CI | train wall time |"
     )
-    print("|" + " --- |" * (len(labels) + 5))
+    print("|" + " --- |" * (len(labels) + 6))
     for row in rows:
         print(row.markdown(K + 1))
 

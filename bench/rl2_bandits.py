@@ -26,7 +26,7 @@ import ray
 import torch
 
 import rllib_marl_meta  # noqa: F401  (registers BernoulliBandit and RL2)
-from rllib_marl_meta.algorithms.rl2 import RL2Config, meta_test
+from rllib_marl_meta.algorithms.rl2 import RL2Config
 
 # --- Baselines: vectorised over tasks, one trial of n pulls per task. ---------------------------
 
@@ -106,7 +106,7 @@ def train_rl2(k: int, n: int, args: argparse.Namespace):
         result = algo.train()
         steps = result["env_runners"]["num_env_steps_sampled_lifetime"]
     seconds = time.perf_counter() - start
-    evaluation = meta_test(algo, num_tasks=args.tasks, seed=args.seed + 1)
+    evaluation = algo.meta_test(num_tasks=args.tasks, seed=args.seed + 1)
     algo.stop()
     return evaluation, int(steps), seconds
 
@@ -132,7 +132,7 @@ def main() -> None:
         probs = np.stack([np.asarray(task["probs"]) for task in evaluation.tasks])
         rng = np.random.default_rng(args.seed + 2)
         baseline = {name: play(name, probs, n, rng, args.epsilon, args.ucb_c) for name in BASELINES}
-        row = [str(k), str(n), _fmt(evaluation.returns.sum(axis=1))]
+        row = [str(k), str(n), _fmt(np.asarray(evaluation.returns).sum(axis=0))]
         row += [_fmt(baseline[name]) for name in BASELINES]
         row += [f"{n * probs.max(axis=1).mean():.2f}", str(steps), f"{seconds:.0f}"]
         rows.append(row)

@@ -19,7 +19,7 @@ import ray
 import rllib_marl_meta  # noqa: F401  (registers the built-in envs)
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.console import quiet_rllib_noise
-from rllib_marl_meta.evaluation import MetaTestResult, meta_test_algorithm
+from rllib_marl_meta.meta_learner import MetaTestResult
 
 
 def quickstart_config(seed: int = 0) -> MAMLConfig:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     algo = quickstart_config(args.seed).build_algo()
     try:
-        before = meta_test_algorithm(algo, args.test_tasks, seed=1, steps=args.steps)
+        before = algo.meta_test(args.test_tasks, seed=1, steps=args.steps)
         start = time.perf_counter()
         print("iter  env_steps  pre-adapt  post-adapt  adaptation_delta")
         for i in range(1, args.iterations + 1):
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         print(f"meta-training took {time.perf_counter() - start:.0f} s")
-        after = meta_test_algorithm(algo, args.test_tasks, seed=1, steps=args.steps)
+        after = algo.meta_test(args.test_tasks, seed=1, steps=args.steps)
         checkpoint = algo.save_to_path(args.checkpoint.resolve())
     finally:
         algo.stop()

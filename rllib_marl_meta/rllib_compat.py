@@ -1,11 +1,7 @@
-"""A small ``rllib`` command for the old RLlib workflow, running through ``rllib-marl-meta``.
-
-RLlib's own ``rllib`` command line was removed from Ray (PR #46724). This one accepts its
-file-based forms and hands them to :func:`rllib_marl_meta.cli.main`::
+"""The ``rllib`` command of RLlib's old workflow (removed from Ray in PR #46724), on our CLI::
 
     rllib train file tuned_examples/maml/point_navigation.yaml [options]
-    rllib train -f tuned_examples/maml/point_navigation.yaml [options]
-    rllib train --algo MAML --env PointNavigation2D [options]
+    rllib train -f FILE.yaml | --algo MAML --env PointNavigation2D [options]
     rllib evaluate CHECKPOINT [options]
     rllib list
 
@@ -23,15 +19,12 @@ PROG = "rllib"
 
 
 def translate(argv: Sequence[str]) -> list[str]:
-    """Old RLlib argument forms -> ``rllib-marl-meta`` arguments.
-
-    ``train file X.yaml ...`` becomes ``train -f X.yaml ...``; everything else passes unchanged.
-    """
+    """``train file X.yaml ...`` -> ``train -f X.yaml ...``; anything else passes unchanged."""
     argv = list(argv)
-    if len(argv) >= 2 and argv[0] == "train" and argv[1] == "file":
+    if argv[:2] == ["train", "file"]:
         if len(argv) < 3 or argv[2].startswith("-"):
             return ["train", "-f"]  # argparse then reports the missing file name.
-        return ["train", "-f", argv[2], *argv[3:]]
+        return ["train", "-f", *argv[2:]]
     return argv
 
 

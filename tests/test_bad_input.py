@@ -305,15 +305,22 @@ def test_rl2_non_finite_reward_names_the_inner_episode_and_task():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "pattern"),
+    ("algorithm", "kwargs", "pattern"),
     [
-        ({"num_tasks": 0}, r"`num_tasks` must be an integer >= 1; got 0"),
-        ({"seed": -3}, r"`seed` must be an integer >= 0; got -3"),
-        ({"adaptation_steps": 0}, r"`adaptation_steps` must be an integer >= 1; got 0"),
+        ("MAML", {"num_tasks": 0}, r"MAML\.meta_test: `num_tasks` must be an integer >= 1; got 0"),
+        ("MAML", {"seed": -3}, r"`seed` must be an integer >= 0; got -3"),
+        ("MAML", {"steps": 0}, r"`steps` must be an integer >= 1; got 0"),
+        ("RL2", {"num_tasks": 0}, r"RL2\.meta_test: `num_tasks` must be an integer >= 1; got 0"),
+        ("RL2", {"steps": 0}, r"`steps` must be an integer >= 1; got 0"),
+        ("RL2", {"explore": "yes"}, r"`explore` must be"),
     ],
 )
-def test_meta_test_arguments_are_checked(ray_session, kwargs, pattern):
-    algo = _tiny_maml("PointNavigation2D").build_algo()
+def test_meta_test_arguments_are_checked(ray_session, algorithm, kwargs, pattern):
+    if algorithm == "MAML":
+        config = _tiny_maml("PointNavigation2D")
+    else:
+        config = RL2Config().environment("BernoulliBandit").training(cell_size=4)
+    algo = config.env_runners(num_env_runners=0).build_algo()
     try:
         with pytest.raises(ValueError, match=pattern):
             algo.meta_test(**kwargs)

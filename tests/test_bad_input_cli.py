@@ -347,6 +347,8 @@ ENV_CASES = [
     ),
     ("CooperativeNavigation", {"seed": -1}, r"'seed' must be an integer >= 0, got -1"),
     ("CooperativeNavigation", {"spawn_rang": 0.1}, r"Did you mean 'spawn_range'\? Known keys:"),
+    ("DistributedOptimization", {"step_size": 0}, r"'step_size' must be a finite number > 0"),
+    ("DistributedOptimization", {"dim": 2}, r"dim \(2\) must be at least num_agents \(4\)"),
     ("MPESpread", {"N": True}, r"'N' must be an integer >= 1, got True"),
     ("MPESpread", {"local_ratio": 2}, r"'local_ratio' must be a finite number in \[0, 1\], got 2"),
     ("MPESpread", {"continuous_actions": 1}, r"'continuous_actions' must be true or false"),

@@ -197,6 +197,12 @@ class CheckedSettingsMixin:
     SETTINGS: ClassVar[dict[str, Setting]] = COMMON_SETTINGS
 
     def __setattr__(self, key: str, value: Any) -> None:
+        if key == "policies" and isinstance(value, dict):
+            # RLlib builds the modules in this dict's order, each drawing its initial weights
+            # from the seeded torch RNG in turn. `multi_agent(policies={...})` makes the dict
+            # from a set, whose order changes from process to process (string hashing), so the
+            # same seed gave other weights in another run. Sorted ids give one order.
+            value = dict(sorted(value.items(), key=lambda item: str(item[0])))
         setting = type(self).SETTINGS.get(key)
         if setting is not None and not _is_search_space(value) and not setting.check(value):
             raise ValueError(setting_error(self, key, value, setting))

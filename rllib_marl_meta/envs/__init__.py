@@ -65,6 +65,9 @@ BUILTIN_ENVS: dict[str, BuiltinEnv] = {
     "CooperativeNavigation": BuiltinEnv(
         "rllib_marl_meta.envs.cooperative_navigation", "CooperativeNavigation", multi_agent=True
     ),
+    "DistributedOptimization": BuiltinEnv(
+        "rllib_marl_meta.envs.distributed_optimization", "DistributedOptimization", multi_agent=True
+    ),
     "MPESpread": BuiltinEnv(
         "rllib_marl_meta.envs.mpe_spread", "MPESpread", extra="mpe", multi_agent=True
     ),

@@ -37,6 +37,11 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
     on a circle of radius 0.5, with max speed 2.0 and damping 0.25 (mpe2's defaults, whose free
     top speed is 2.0). Other config keys: ``N`` (3), ``local_ratio`` (0.5), ``max_cycles`` (25),
     ``continuous_actions`` (False), ``render_mode``; ``CONFIG_KEYS`` lists the allowed values.
+
+    ``observe_landmarks`` (default True, mpe2's observation) set to False removes the landmark
+    positions from every agent's observation, so that the layout is hidden, as the goal is in
+    the MAML paper's navigation tasks, and the team has something to adapt to: it then sees
+    its own velocity and position, the other agents and their messages.
     """
 
     CONFIG_KEYS = {
@@ -49,6 +54,7 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
         "max_speed": number(None, minimum=0.0, exclusive_minimum=True, optional=True),
         "damping_range": interval((0.1, 0.5), minimum=0.0, maximum=1.0),
         "damping": number(None, minimum=0.0, maximum=1.0, optional=True),
+        "observe_landmarks": flag(True),
         "task": task_key(),
     }
 
@@ -75,6 +81,10 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
             damping=TaskField(*task_range(config, "damping")),
         )
         self._n = n
+        # mpe2's observation: own velocity (2), own position (2), the landmarks relative to the
+        # agent (2 N), the other agents, their messages. Hidden landmarks drop the third part.
+        self._landmark_columns = None if config["observe_landmarks"] else np.arange(4, 4 + 2 * n)
+        self._observation_spaces: dict[str, Any] = {}
         self.set_task(config["task"] if config["task"] is not None else self.default_task())
 
     @property
@@ -117,4 +127,33 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
         raw = self.env.unwrapped
         positions = np.array([e.state.p_pos for e in self.world.entities])
         raw.original_cam_range = float(np.max(np.abs(positions)))  # Used by render().
-        return {agent: raw.observe(agent) for agent in obs}, infos
+        return {agent: self._observe(raw.observe(agent)) for agent in obs}, infos
+
+    def step(self, actions: dict) -> tuple[dict, dict, dict, dict, dict]:
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        return (
+            {agent: self._observe(o) for agent, o in obs.items()},
+            rewards,
+            terminations,
+            truncations,
+            infos,
+        )
+
+    def observation_space(self, agent: str) -> Any:
+        space = self.env.observation_space(agent)
+        if self._landmark_columns is None:
+            return space
+        if agent not in self._observation_spaces:
+            from gymnasium.spaces import Box
+
+            self._observation_spaces[agent] = Box(
+                np.delete(space.low, self._landmark_columns),
+                np.delete(space.high, self._landmark_columns),
+                dtype=space.dtype,
+            )
+        return self._observation_spaces[agent]
+
+    def _observe(self, obs: np.ndarray) -> np.ndarray:
+        if self._landmark_columns is None:
+            return obs
+        return np.delete(obs, self._landmark_columns)

@@ -1,6 +1,6 @@
 """Human- and machine-readable reports of a meta-test: a text table, a JSON file and a PNG plot.
 
-A :class:`~rllib_marl_meta.evaluation.meta_test.MetaTestResult` holds, for every point of the
+A :class:`~rllib_marl_meta.meta_learner.MetaTestResult` holds, for every point of the
 adaptation curve (MAML: ``pre``, ``adapt_1`` ... ; RL²: ``episode_1`` ...), one return per
 held-out task. The report summarises each point as mean ± standard error over tasks and compares
 every point with the first one, the "no adaptation" baseline: for MAML the pre-adaptation policy,
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rllib_marl_meta.evaluation.meta_test import MetaTestResult
+from rllib_marl_meta.meta_learner import MetaTestResult
 
 TEAM = "team"
 RETURN = "return"

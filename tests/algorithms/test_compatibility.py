@@ -33,9 +33,9 @@ def test_maml_trains_on_an_old_contract_env_with_tuple_tasks(ray_session):
         # The seeded draw gives new tasks each iteration, reproducibly.
         assert first["episode_return_mean"] != second["episode_return_mean"]
         held_out = algo.meta_test(num_tasks=2, seed=0)
-        assert all(isinstance(t, tuple) and len(t) == 2 for t in held_out["tasks"])
-        assert held_out["tasks"] == algo.meta_test(num_tasks=2, seed=0)["tasks"]
-        assert np.isfinite(np.asarray(held_out["returns"])).all()
+        assert all(isinstance(t, tuple) and len(t) == 2 for t in held_out.tasks)
+        assert held_out.tasks == algo.meta_test(num_tasks=2, seed=0).tasks
+        assert np.isfinite(np.asarray(held_out.returns)).all()
     finally:
         algo.stop()
 

@@ -453,6 +453,7 @@ def test_train_with_algo_and_env_options_builds_an_experiment(monkeypatch):
 
     monkeypatch.setattr(cli, "run_experiment", fake_run)
     monkeypatch.setattr(cli, "init_ray", lambda args: (False, None))
+    monkeypatch.setattr(cli, "check_trials_fit", lambda experiments, on_cluster: None)
     code = cli.main(
         [
             "train",

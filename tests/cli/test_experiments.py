@@ -341,3 +341,28 @@ def test_override_must_be_a_mapping():
         parse_override("[1, 2]", "--config")
     assert parse_override('{"a": {"b": 1}}', "--config") == {"a": {"b": 1}}
     assert parse_override("a: 1", "--stop") == {"a": 1}
+
+
+def test_variants_enumerate_grids_and_choices_and_sample_other_domains():
+    from ray import tune
+
+    from rllib_marl_meta.experiments import MAX_VALIDATED_VARIANTS, variants
+
+    space = {
+        "a": tune.grid_search([1, 2]),
+        "b": {"c": tune.choice(["x", "y"])},
+        "lr": tune.uniform(0.1, 0.2),
+        "fixed": [1, 2],
+    }
+    samples = variants(space)
+    # Every grid value and category is checked once; combinations that add none are skipped.
+    assert [(s["a"], s["b"]["c"]) for s in samples] == [(1, "x"), (2, "x"), (1, "y")]
+    assert all(0.1 <= s["lr"] <= 0.2 and s["fixed"] == [1, 2] for s in samples)
+    assert (samples[0]["a"], samples[0]["b"]["c"]) == (1, "x")  # First values first.
+    assert isinstance(space["b"]["c"], Categorical)  # The param space itself is unchanged.
+    many = variants({"a": tune.grid_search(list(range(100)))})
+    assert len(many) == MAX_VALIDATED_VARIANTS
+    # A product larger than the limit still has each value of both grids checked.
+    wide = variants({"a": tune.grid_search(list(range(15))), "b": tune.grid_search([0, 1, 2])})
+    assert {s["a"] for s in wide} == set(range(15)) and {s["b"] for s in wide} == {0, 1, 2}
+    assert len(wide) == 17

@@ -82,3 +82,34 @@ def test_through_rllib_parallel_pettingzoo_env():
     for _ in range(5):
         _, _, terminateds, truncateds, _ = env.step({a: 1 for a in env.par_env.agents})
     assert truncateds["__all__"] and not terminateds["__all__"]
+
+
+def test_hidden_landmarks_leave_the_rest_of_the_observation():
+    """`observe_landmarks=False` drops exactly the landmark part; the task still moves them."""
+    shown, hidden = MPESpread(), MPESpread({"observe_landmarks": False})
+    obs_shown, _ = shown.reset(seed=0, options={"task": _task()})
+    obs_hidden, _ = hidden.reset(seed=0, options={"task": _task()})
+    for agent in shown.agents:
+        assert hidden.observation_space(agent).shape == (
+            shown.observation_space(agent).shape[0] - 6,
+        )
+        expected = np.delete(obs_shown[agent], np.arange(4, 10))
+        np.testing.assert_allclose(obs_hidden[agent], expected)
+        assert obs_hidden[agent] in hidden.observation_space(agent)
+    actions = {a: 1 for a in shown.agents}
+    obs_shown, rewards_shown, *_ = shown.step(actions)
+    obs_hidden, rewards_hidden, *_ = hidden.step(actions)
+    assert rewards_hidden == rewards_shown  # Same world: the reward still pays for the layout.
+    np.testing.assert_allclose(
+        obs_hidden["agent_2"], np.delete(obs_shown["agent_2"], np.arange(4, 10))
+    )
+    other, _ = hidden.reset(seed=0, options={"task": _task(landmarks=-LANDMARKS)})
+    np.testing.assert_allclose(
+        other["agent_0"], hidden.reset(seed=0, options={"task": _task()})[0]["agent_0"]
+    )
+
+
+def test_hidden_landmarks_pass_the_parallel_api_test():
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(MPESpread({"observe_landmarks": False}), num_cycles=50)

@@ -58,7 +58,13 @@ from rllib_marl_meta.algorithms.maml.env_runner import (
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
 from rllib_marl_meta.algorithms.maml.torch import maml_torch_learner
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
-from rllib_marl_meta.envs.creation import close_env, make_driver_env, register_class_path_env
+from rllib_marl_meta.envs.creation import (
+    close_env,
+    env_display_name,
+    make_driver_env,
+    register_class_path_env,
+)
+from rllib_marl_meta.meta_learner import MaxSetting, MetaTestResult, held_out_seed
 from rllib_marl_meta.tasks import TaskAPIError, draw_tasks, require_task_env
 
 META_GRADIENTS = ("second_order", "first_order")
@@ -391,29 +397,29 @@ class MAML(CheckedCheckpointMixin, Algorithm):
         self._log_adaptation_metrics(step_episodes)
 
     def meta_test(
-        self, num_tasks: int = 20, seed: int = 0, adaptation_steps: int | None = None
-    ) -> dict[str, Any]:
+        self, num_tasks: int = 20, seed: int = 0, steps: int | None = None
+    ) -> MetaTestResult:
         """Adapts to ``num_tasks`` new tasks and reports returns before and after each step.
 
-        Tasks are drawn with ``seed`` from a stream separate from training's. No meta-update
-        happens: the meta-parameters are unchanged afterwards.
+        Tasks are drawn with ``held_out_seed(seed)``, a stream apart from training's; ``steps``
+        inner steps (default: ``inner_adaptation_steps``). No meta-update happens: the
+        meta-parameters are unchanged afterwards.
 
         Returns:
-            ``{"labels": ["pre", "adapt_1", ...], "returns": [[task returns] per label],
-            "groups": {"module"|"agent": {name: [[task returns] per label]}}}`` where each
-            task return is the mean over that task's episodes.
+            The curve ``"pre", "adapt_1", ..., "adapt_{steps}"``; each task's value is the
+            mean return of its episodes at that point; per module and agent in ``groups``.
         """
-        steps = self.config.inner_adaptation_steps if adaptation_steps is None else adaptation_steps
+        steps = self.config.inner_adaptation_steps if steps is None else steps
         for name, value, setting in (
             ("num_tasks", num_tasks, integer(1)),
             ("seed", seed, integer(0)),
-            ("adaptation_steps", steps, integer(1)),
+            ("steps", steps, integer(1)),
         ):
             if not setting.check(value):
                 raise ValueError(
                     f"MAML.meta_test: `{name}` must be {setting.allowed}; got {value!r}."
                 )
-        tasks = draw_tasks(self._task_env, num_tasks, seed=10_000_019 + seed)
+        tasks = draw_tasks(self._task_env, num_tasks, seed=held_out_seed(seed))
         try:
             step_episodes = self._sample_and_adapt(
                 tasks, steps, 7_777_777 + seed * 7919, log_metrics=False
@@ -422,14 +428,32 @@ class MAML(CheckedCheckpointMixin, Algorithm):
             self._call_learners(
                 lambda learner, rank, n: learner.clear_tasks(), self._num_learners()
             )
-        labels = ["pre"] + [f"adapt_{k}" for k in range(1, steps + 1)]
-        returns = [[_mean_return(step[i]) for i in sorted(step)] for step in step_episodes]
         groups: dict[str, dict[str, list]] = {}
         for step in step_episodes:
             for group, values in _group_returns(step).items():
                 for name, task_means in values.items():
                     groups.setdefault(group, {}).setdefault(name, []).append(task_means)
-        return {"labels": labels, "returns": returns, "groups": groups, "tasks": tasks}
+        return MetaTestResult(
+            algorithm="MAML",
+            env=env_display_name(self.config.env),
+            num_tasks=num_tasks,
+            seed=seed,
+            labels=["pre"] + [f"adapt_{k}" for k in range(1, steps + 1)],
+            returns=[[_mean_return(step[i]) for i in sorted(step)] for step in step_episodes],
+            groups=groups,
+            tasks=tasks,
+        )
+
+    @classmethod
+    def progress_columns(cls, max_setting: MaxSetting) -> dict[str, str]:
+        """Pre-adaptation return, the return after each inner step, and the gain with its
+        95% interval."""
+        columns = {"episode_return_mean": "pre-adapt return"}
+        for k in range(1, max_setting("inner_adaptation_steps", 1) + 1):
+            columns[f"episode_return_mean_adapt_{k}"] = f"adapt {k} return"
+        columns["adaptation_delta"] = "adaptation_delta"
+        columns["adaptation_delta_ci95"] = "±95%"
+        return columns
 
     def _num_learners(self) -> int:
         return max(1, len(self.learner_group._workers or [None]))

@@ -2,7 +2,6 @@
 
 from rllib_marl_meta.algorithms.rl2.callbacks import RL2MetricsCallback
 from rllib_marl_meta.algorithms.rl2.catalog import RL2Catalog
-from rllib_marl_meta.algorithms.rl2.meta_test import MetaTestResult, meta_test
 from rllib_marl_meta.algorithms.rl2.rl2 import RL2, RL2Config, trial_env_name
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     MultiAgentRL2TrialWrapper,
@@ -13,7 +12,6 @@ from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
 
 __all__ = [
     "RL2",
-    "MetaTestResult",
     "MultiAgentRL2TrialWrapper",
     "RL2Catalog",
     "RL2Config",
@@ -21,6 +19,5 @@ __all__ = [
     "RL2TrialWrapper",
     "augmented_observation_space",
     "make_trial_env",
-    "meta_test",
     "trial_env_name",
 ]

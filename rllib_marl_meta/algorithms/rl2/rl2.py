@@ -62,15 +62,19 @@ from rllib_marl_meta.algorithms.config_checks import (
 )
 from rllib_marl_meta.algorithms.rl2.callbacks import RL2MetricsCallback
 from rllib_marl_meta.algorithms.rl2.catalog import RNN_CELLS, RL2Catalog
+from rllib_marl_meta.algorithms.rl2.meta_test import meta_test, stop_meta_test_runners
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     MultiAgentRL2TrialWrapper,
     make_trial_env,
 )
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import close_env, env_creator
+from rllib_marl_meta.meta_learner import MaxSetting, MetaTestResult
 from rllib_marl_meta.tasks import TaskAPIError, require_task_env
 
 TRIAL_ENV_PREFIX = "RL2Trials"
+# The progress table shows at most this many inner-episode columns.
+MAX_EPISODE_COLUMNS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -336,3 +340,48 @@ class RL2(CheckedCheckpointMixin, PPO):
     @classmethod
     def get_default_config(cls) -> RL2Config:
         return RL2Config()
+
+    def meta_test(
+        self,
+        num_tasks: int = 100,
+        seed: int = 0,
+        steps: int | None = None,
+        explore: bool = True,
+        trials_per_task: int = 1,
+    ) -> MetaTestResult:
+        """Runs one trial on each of ``num_tasks`` new tasks; no gradient step is taken.
+
+        The policy adapts only through its recurrent state, carried across the inner episodes
+        of a trial and reset between trials.
+
+        Args:
+            num_tasks: Tasks to test on, drawn with ``held_out_seed(seed)`` as MAML draws its.
+            seed: Seeds the task draw, each trial's env and its action sampling.
+            steps: Inner episodes per trial (default: ``episodes_per_trial``).
+            explore: Sample actions from the policy (as in training, the default) or act
+                greedily.
+            trials_per_task: Trials per task; a task's value is the mean over its trials.
+
+        Returns:
+            The curve ``"episode_1", ..., "episode_{steps}"``: each task's return in each inner
+            episode (summed over agents), per agent in ``groups["agent"]``.
+        """
+        return meta_test(self, num_tasks, seed, steps, explore, trials_per_task)
+
+    @classmethod
+    def progress_columns(cls, max_setting: MaxSetting) -> dict[str, str]:
+        """The return of inner episodes 1..n of a trial (at most ``MAX_EPISODE_COLUMNS``,
+        always the first and the last) and last minus first."""
+        n = max_setting("episodes_per_trial", 10)
+        if n <= MAX_EPISODE_COLUMNS:
+            episodes = list(range(1, n + 1))
+        else:
+            step = (n - 1) / (MAX_EPISODE_COLUMNS - 1)
+            episodes = sorted({1 + round(i * step) for i in range(MAX_EPISODE_COLUMNS)})
+        columns = {f"env_runners/trial_episode_{i}_return_mean": f"ep {i} return" for i in episodes}
+        columns["env_runners/trial_adaptation_mean"] = f"ep {n} - ep 1"
+        return columns
+
+    def stop(self) -> None:
+        stop_meta_test_runners(self)
+        super().stop()

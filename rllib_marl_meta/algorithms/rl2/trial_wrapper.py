@@ -115,14 +115,15 @@ class _TaskSampler:
         self.rng = np.random.default_rng()
         self.last_seed: int | None = None
 
-    def seed(self, env: Any, seed: int | None) -> None:
+    def seed(self, env: Any, seed: int | None, force: bool = False) -> None:
         """Seeds the inner ``env`` (by a reset, which seeds its RNG) and this sampler.
 
         A seed equal to the last one applied is ignored: RLlib's EnvRunners pass the same
         ``config.seed`` again on every ``sample()`` call in ``complete_episodes`` mode, which
-        would otherwise replay the same tasks (and rewards) every training iteration.
+        would otherwise replay the same tasks (and rewards) every training iteration. ``force``
+        applies it anyway.
         """
-        if seed is None or seed == self.last_seed:
+        if seed is None or (seed == self.last_seed and not force):
             return
         self.last_seed = seed
         self.rng = np.random.default_rng(seed)
@@ -148,13 +149,17 @@ class _TrialProgress:
         self.episodes_per_trial = int(episodes_per_trial)
         self._sampler = _TaskSampler(env)
         self._task = None
+        self._next_task: Task | None = None
         self._episode_index = 0
 
     def _start_trial(self, env: Any, seed: int | None, options: dict | None) -> dict | None:
         """Sets the trial's task (``options["task"]`` or a new draw); returns the other options."""
         options = dict(options or {})
         task = options.pop(TASK, None)
-        self._sampler.seed(env, seed)  # The inner env's RNG draws the task.
+        if task is None and self._next_task is not None:
+            task, self._next_task = self._next_task, None
+        # The inner env's RNG draws the task. A trial on a given task replays from its seed.
+        self._sampler.seed(env, seed, force=task is not None)
         if task is None:
             task = self._sampler.sample()
         self._sampler.task_env.set_task(task)
@@ -174,6 +179,21 @@ class _TrialProgress:
             )
         return reward
 
+    # The task API, so that a trial env's tasks are set like any task env's (meta-testing).
+
+    def sample_tasks(self, n_tasks: int, seed: int | None = None) -> list[Task]:
+        """Tasks of the wrapped env's distribution."""
+        return draw_tasks(self._sampler.task_env, n_tasks, seed=seed)
+
+    def set_task(self, task: Task) -> None:
+        """Runs the next trial (from the next ``reset``) on ``task``; later trials draw their
+        own tasks again, as in training."""
+        self._next_task = task
+
+    def get_task(self) -> Task | None:
+        """The task of the current trial."""
+        return self._task
+
     @property
     def _in_last_inner_episode(self) -> bool:
         return self._episode_index + 1 >= self.episodes_per_trial
@@ -192,7 +212,8 @@ class _TrialProgress:
 class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
     """Turns a single-agent task env into RL² trials of ``episodes_per_trial`` episodes.
 
-    ``reset()`` draws a new task (``reset(options={"task": t})`` uses ``t``); inner-episode
+    ``reset()`` draws a new task (``reset(options={"task": t})`` or a ``set_task(t)`` before
+    it uses ``t``); inner-episode
     ends, by termination or truncation alike, reset the inner env on the same task; the trial
     terminates after the last inner episode. See the module docstring for the observation.
     """

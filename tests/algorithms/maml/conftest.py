@@ -30,5 +30,5 @@ def held_out_returns(algo, num_tasks: int) -> tuple[float, float]:
     import numpy as np
 
     result = algo.meta_test(num_tasks=num_tasks, seed=1)
-    pre, post = (float(np.mean(r)) for r in result["returns"])
+    pre, post = (float(np.mean(r)) for r in result.returns)
     return pre, post

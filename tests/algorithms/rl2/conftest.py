@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,14 +44,17 @@ def small_rl2_config(
 
 
 def train_then_meta_test(config: RL2Config, iterations: int, num_tasks: int):
-    """Builds ``config``, trains ``iterations`` times, meta-tests; the last ``env_runners`` results
-    and the ``MetaTestResult``."""
-    from rllib_marl_meta.algorithms.rl2 import meta_test
+    """Builds ``config``, trains ``iterations`` times, meta-tests on ``num_tasks`` tasks.
 
+    Returns the last ``env_runners`` results, the team returns as a ``[task, inner episode]``
+    array and the same per agent (``{agent: array}``, empty for single-agent envs).
+    """
     algo = config.build_algo()
     try:
         for _ in range(iterations):
             runners = algo.train()["env_runners"]
-        return runners, meta_test(algo, num_tasks=num_tasks, seed=0)
+        result = algo.meta_test(num_tasks=num_tasks, seed=0)
     finally:
         algo.stop()
+    agents = {a: np.asarray(r).T for a, r in result.groups.get("agent", {}).items()}
+    return runners, np.asarray(result.returns).T, agents

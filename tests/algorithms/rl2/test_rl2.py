@@ -11,12 +11,13 @@ from ray.rllib.core.models.torch.encoder import TorchGRUEncoder, TorchLSTMEncode
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-from rllib_marl_meta.algorithms.rl2 import RL2, MetaTestResult, RL2Catalog, RL2Config, meta_test
+import rllib_marl_meta.algorithms.rl2.meta_test as rl2_meta_test
+from rllib_marl_meta import evaluation
+from rllib_marl_meta.algorithms.rl2 import RL2, RL2Catalog, RL2Config
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import RL2TrialWrapper
-from rllib_marl_meta.evaluation import format_table
 from rllib_marl_meta.tasks import TaskAPIError
 from tests.algorithms.rl2.conftest import small_rl2_config, train_then_meta_test
-from tests.algorithms.rl2.tiny_envs import NoTaskEnv, TwoAgentEnv
+from tests.algorithms.rl2.tiny_envs import NoTaskEnv, ScriptedEnv, TwoAgentEnv
 
 # --- validate() ------------------------------------------------------------------------------
 
@@ -178,11 +179,12 @@ def test_checkpoint_round_trip(ray_session, tmp_path):
             for a, b in zip(tree.flatten(learner_before), tree.flatten(learner_after)):
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
             # Same inputs -> identical greedy actions over whole trials on the same tasks.
-            one = meta_test(algo, num_tasks=8, seed=3, explore=False)
-            two = meta_test(restored, num_tasks=8, seed=3, explore=False)
-            np.testing.assert_array_equal(one.returns, two.returns)
-            from_path = meta_test(path, num_tasks=8, seed=3, explore=False)
-            np.testing.assert_array_equal(one.returns, from_path.returns)
+            # Same state -> identical trials on the same tasks, with the same exploration noise.
+            one = algo.meta_test(num_tasks=8, seed=3)
+            two = restored.meta_test(num_tasks=8, seed=3)
+            assert one.returns == two.returns
+            from_path = evaluation.meta_test(path, num_tasks=8, seed=3)
+            assert one.returns == from_path.returns
             obs = torch.rand(4, 1, algo.get_module().observation_space.shape[0])
             state = tree.map_structure(
                 lambda s: torch.stack([s] * 4), algo.get_module().get_initial_state()
@@ -223,7 +225,7 @@ def test_multi_agent_rl2_reports_per_agent_metrics(ray_session):
         policies={"fast", "slow"}, policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
     )
     # Several updates on trials in which `fast` waits for `slow`.
-    runners, result = train_then_meta_test(config, iterations=3, num_tasks=4)
+    runners, returns, agent_returns = train_then_meta_test(config, iterations=3, num_tasks=4)
     for i in (1, 2):
         per_agent = runners[f"agent_trial_episode_{i}_return_mean"]
         assert set(per_agent) == {"fast", "slow"}
@@ -231,13 +233,11 @@ def test_multi_agent_rl2_reports_per_agent_metrics(ray_session):
             per_agent["fast"] + per_agent["slow"], rel=1e-6
         )
     assert runners["episode_len_mean"] == 6  # 2 inner episodes of 3 env steps
-    assert result.returns.shape == (4, 2)
-    assert set(result.agent_returns) == {"fast", "slow"}
-    np.testing.assert_allclose(
-        result.returns, result.agent_returns["fast"] + result.agent_returns["slow"]
-    )
+    assert returns.shape == (4, 2)
+    assert set(agent_returns) == {"fast", "slow"}
+    np.testing.assert_allclose(returns, agent_returns["fast"] + agent_returns["slow"])
     # fast: 1 step rewarded a+1+offset in [1, 3], then 2 waiting steps of 0.5.
-    assert np.all((result.agent_returns["fast"] >= 2.0) & (result.agent_returns["fast"] <= 4.0))
+    assert np.all((agent_returns["fast"] >= 2.0) & (agent_returns["fast"] <= 4.0))
 
 
 def test_multi_agent_rl2_on_cooperative_navigation(ray_session):
@@ -247,11 +247,11 @@ def test_multi_agent_rl2_on_cooperative_navigation(ray_session):
         env_config={"num_agents": 2, "horizon": 5},
         episodes_per_trial=2,
     ).multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, episode, **kw: "shared")
-    runners, result = train_then_meta_test(config, iterations=1, num_tasks=3)
+    runners, returns, agent_returns = train_then_meta_test(config, iterations=1, num_tasks=3)
     assert set(runners["agent_trial_episode_2_return_mean"]) == {"agent_0", "agent_1"}
     assert runners["episode_len_mean"] == 10
-    assert result.returns.shape == (3, 2)
-    assert set(result.agent_returns) == {"agent_0", "agent_1"}
+    assert returns.shape == (3, 2)
+    assert set(agent_returns) == {"agent_0", "agent_1"}
 
 
 def test_multi_agent_rl2_on_a_turn_based_aec_env(aec_env_name):
@@ -262,15 +262,13 @@ def test_multi_agent_rl2_on_a_turn_based_aec_env(aec_env_name):
         policies={"agent_0", "agent_1"},
         policy_mapping_fn=lambda agent_id, episode, **kw: agent_id,
     )
-    runners, result = train_then_meta_test(config, iterations=1, num_tasks=3)
+    runners, returns, agent_returns = train_then_meta_test(config, iterations=1, num_tasks=3)
     for i in (1, 2):
         per_agent = runners[f"agent_trial_episode_{i}_return_mean"]
         assert set(per_agent) == {"agent_0", "agent_1"}
         assert all(np.isfinite(v) and v < 0 for v in per_agent.values())
-    assert result.returns.shape == (3, 2)
-    np.testing.assert_allclose(
-        result.returns, result.agent_returns["agent_0"] + result.agent_returns["agent_1"]
-    )
+    assert returns.shape == (3, 2)
+    np.testing.assert_allclose(returns, agent_returns["agent_0"] + agent_returns["agent_1"])
 
 
 def test_multi_agent_rl2_groups_agents_by_role(ray_session):
@@ -300,52 +298,52 @@ def test_multi_agent_rl2_groups_agents_by_role(ray_session):
 # --- meta_test -------------------------------------------------------------------------------
 
 
-def test_meta_test_is_seeded_and_batch_size_independent(ray_session):
+def test_meta_test_is_seeded_and_independent_of_parallel_trials(ray_session, monkeypatch):
     algo = small_rl2_config().build_algo()
     try:
-        module = algo.get_module()
-        kwargs = dict(env_config={"num_arms": 3, "pulls_per_episode": 2}, episodes_per_trial=3)
-        a = meta_test(module, "BernoulliBandit", num_tasks=10, seed=5, num_envs=3, **kwargs)
-        again = meta_test(module, "BernoulliBandit", num_tasks=10, seed=5, num_envs=3, **kwargs)
-        other = meta_test(module, "BernoulliBandit", num_tasks=10, seed=6, **kwargs)
-        # Greedy actions: the batching of trials must not matter.
-        greedy = [
-            meta_test(
-                module, "BernoulliBandit", num_tasks=10, seed=5, num_envs=n, explore=False, **kwargs
-            )
-            for n in (1, 4, 64)
-        ]
+        algo.train()
+        a = algo.meta_test(num_tasks=10, seed=5)
+        again = algo.meta_test(num_tasks=10, seed=5)
+        other = algo.meta_test(num_tasks=10, seed=6)
+        longer = algo.meta_test(num_tasks=10, seed=5, steps=4)
+        greedy = algo.meta_test(num_tasks=10, seed=5, explore=False)
+        greedy_again = algo.meta_test(num_tasks=10, seed=5, explore=False)
+        monkeypatch.setattr(rl2_meta_test, "MAX_PARALLEL_TRIALS", 3)
+        three_at_a_time = algo.meta_test(num_tasks=10, seed=5)
+        tasks = algo.meta_test(num_tasks=10, seed=5).tasks
     finally:
         algo.stop()
-    assert a.returns.shape == (10, 3)
-    np.testing.assert_array_equal(a.returns, again.returns)
-    assert not np.array_equal(a.returns, other.returns)
-    for g in greedy[1:]:
-        np.testing.assert_array_equal(g.returns, greedy[0].returns)
+    assert a.labels == ["episode_1", "episode_2", "episode_3"]
+    assert np.asarray(a.returns).shape == (3, 10)  # [inner episode, task]
+    assert (a.algorithm, a.env, a.num_tasks, a.seed) == ("RL2", "BernoulliBandit", 10, 5)
+    assert a.returns == again.returns != other.returns
+    assert greedy.returns == greedy_again.returns != a.returns
+    # Trials are seeded by task, not by the sub-env that ran them.
+    assert three_at_a_time.returns == a.returns
+    assert longer.labels[-1] == "episode_4"
     # A bandit pull pays 0 or 1: 2 pulls per inner episode.
     assert set(np.unique(a.returns)) <= {0.0, 1.0, 2.0}
-    assert "Meta-test of RL2 on BernoulliBandit: 10 new tasks (seed 5)" in format_table(
-        a.to_common("BernoulliBandit", seed=5)
+    assert [t["probs"].tolist() for t in tasks] == [t["probs"].tolist() for t in a.tasks]
+    assert "Meta-test of RL2 on BernoulliBandit: 10 new tasks (seed 5)" in evaluation.format_table(
+        a
     )
-    with pytest.raises(ValueError, match="env_name and episodes_per_trial"):
-        meta_test(module, num_tasks=2)
 
 
-def test_meta_test_result_to_common():
-    result = MetaTestResult(
-        returns=np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 7.0]]),  # [task, inner episode]
-        tasks=[{}, {}],
-        agent_returns={"a": np.array([[0.5, 1.0, 1.5], [1.5, 2.0, 3.5]])},
-    )
-    common = result.to_common("Bandit", seed=5)
-    assert common.labels == ["episode_1", "episode_2", "episode_3"]
-    assert common.returns == [[1.0, 3.0], [2.0, 4.0], [3.0, 7.0]]
-    assert common.mean == [2.0, 3.0, 5.0] == result.mean.tolist()
-    assert common.groups == {"agent": {"a": [[0.5, 1.5], [1.0, 2.0], [1.5, 3.5]]}}
-    assert (common.algorithm, common.env) == ("RL2", "Bandit")
-    assert (common.num_tasks, common.seed) == (2, 5)
-    one_task = MetaTestResult(returns=np.array([[1.0, 2.0]]), tasks=[{}]).to_common("B", 0)
-    assert one_task.stderr == [0.0, 0.0] and one_task.groups == {}
+def test_meta_test_runs_each_trial_on_its_task(ray_session):
+    """Each trial runs on the task drawn for it, set through the trial wrapper's task API.
+
+    ScriptedEnv with one-step inner episodes pays ``10 * (a + 1) + 1 + offset``, so every
+    inner-episode return reveals the task's offset.
+    """
+    algo = small_rl2_config(env=ScriptedEnv, env_config={"lengths": [1]}).build_algo()
+    try:
+        result = algo.meta_test(num_tasks=7, seed=2)
+    finally:
+        algo.stop()
+    offsets = [task["offset"] for task in result.tasks]
+    assert len(set(offsets)) == 7
+    for episode_returns in result.returns:
+        np.testing.assert_allclose(np.asarray(episode_returns) % 10.0 - 1.0, offsets, atol=1e-5)
 
 
 def test_remote_env_runners_create_the_trial_env(ray_session):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rllib_marl_meta.algorithms.rl2 import RL2Config, meta_test
+from rllib_marl_meta.algorithms.rl2 import RL2Config
 
 NUM_ARMS = 5
 PULLS = 10
@@ -37,17 +37,18 @@ def test_rl2_beats_random_on_bernoulli_bandits(ray_session):
     try:
         for _ in range(ITERATIONS):
             algo.train()
-        result = meta_test(algo, num_tasks=500, seed=1)
+        result = algo.meta_test(num_tasks=500, seed=1)
     finally:
         algo.stop()
     random_return = PULLS * float(np.mean([task["probs"].mean() for task in result.tasks]))
-    trial_returns = result.returns.sum(axis=1)
+    trial_returns = np.asarray(result.returns).sum(axis=0)  # [inner episode, task]
+    per_pull = np.asarray(result.mean)
     rl2_return = float(trial_returns.mean())
     sem = trial_returns.std(ddof=1) / np.sqrt(len(trial_returns))
     print(
         f"\nRL2 trial return {rl2_return:.3f} +- {sem:.3f} (sem), "
-        f"random {random_return:.3f}, per pull {np.round(result.mean, 3).tolist()}"
+        f"random {random_return:.3f}, per pull {np.round(per_pull, 3).tolist()}"
     )
     assert rl2_return >= random_return + MARGIN
     # Adaptation: later pulls of a trial pay more than the first.
-    assert result.mean[-3:].mean() > result.mean[0] + 0.05
+    assert per_pull[-3:].mean() > per_pull[0] + 0.05

@@ -218,3 +218,23 @@ def test_turn_based_aec_env_keeps_a_trial_history_per_agent():
     np.testing.assert_allclose(obs["agent_0"][6:8], prev["agent_0"])  # Its own last action.
     obs, *_ = env.step({"agent_0": np.zeros(2, np.float32)})
     np.testing.assert_allclose(obs["agent_1"][6:8], prev["agent_1"])
+
+
+@pytest.mark.parametrize("multi_agent", [False, True], ids=["single-agent", "multi-agent"])
+def test_set_task_sets_the_next_trial_only(multi_agent):
+    """The trial wrapper has the task API: `set_task` fixes the next trial's task (meta-test)
+    and the trial replays from its seed; later trials draw their own tasks, as in training."""
+    if multi_agent:
+        env = MultiAgentRL2TrialWrapper(TwoAgentEnv(), episodes_per_trial=2)
+    else:
+        env = RL2TrialWrapper(ScriptedEnv({"lengths": [1]}), episodes_per_trial=2)
+    tasks = env.sample_tasks(3, seed=4)
+    assert [t["offset"] for t in tasks] == [t["offset"] for t in env.sample_tasks(3, seed=4)]
+    env.set_task(tasks[1])
+    assert env.get_task() != tasks[1]  # Takes effect at the next reset, not before.
+    _, info = env.reset(seed=9)
+    task_info = info if not multi_agent else next(iter(info.values()))
+    assert task_info["task"] == tasks[1] == env.get_task()
+    _, info = env.reset(seed=10)
+    task_info = info if not multi_agent else next(iter(info.values()))
+    assert task_info["task"]["offset"] != tasks[1]["offset"]

@@ -1,0 +1,254 @@
+"""Sampling an *episode plan*: exactly the episodes of given tasks, on RLlib's EnvRunners.
+
+RLlib's EnvRunners step all of their vector sub-envs together with one RLModule and keep
+whatever episodes end. Meta-RL needs a given number of episodes of each of several tasks, each
+episode tagged with its task. A plan does that inside one ``sample(num_episodes=...)`` call,
+through RLlib's own sampling loop and connectors:
+
+- the plan is a queue of ``(task, episode)`` items; every sub-env takes the next item at each
+  of its resets (sets the task through the task API, resets with the episode's own seed) and
+  tags the episode with the task (its reset info), so a task's episodes may run on several
+  sub-envs and a sub-env runs several tasks in turn;
+- a sub-env with nothing left to do idles (returns its last observation without stepping its
+  env) until the last planned episode ends, and its idle steps are not counted as sampled;
+- each row's exploration noise can come from its episode's own generator
+  (:meth:`EpisodePlan.rng`, :func:`sample_actions`), seeded from the task's seed and the episode
+  index, so an episode does not depend on which runner or sub-env ran it.
+
+MAML's runners (``maml/env_runner.py``) sample each task with its own adapted weights this way;
+RL²'s meta-test (``rl2/meta_test.py``) runs one trial per held-out task.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.distribution.torch.torch_distribution import (
+    TorchCategorical,
+    TorchDiagGaussian,
+)
+from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+
+from rllib_marl_meta.tasks import require_task_env
+
+# Reset-info key under which a planned episode carries the position of its task in the plan.
+PLAN_TASK = "plan_task"
+
+
+def episode_seed(job_seed: int, episode_index: int) -> int:
+    """The reset and exploration seed of one episode of a task: a function of the two only."""
+    return int(np.random.SeedSequence([job_seed, episode_index]).generate_state(1)[0])
+
+
+class EpisodePlan:
+    """The episodes one ``sample`` call runs: a queue of ``(task position, task, seed)``."""
+
+    def __init__(self, items: list[tuple[int, Any, int]], num_rows: int) -> None:
+        self.queue = deque(items)
+        self.size = len(items)
+        self.row_task = np.zeros(num_rows, dtype=np.int64)  # Task position of each sub-env.
+        self.row_seed = np.zeros(num_rows, dtype=np.int64)
+        self._rngs: dict[tuple[int, Any], np.random.Generator] = {}
+        self.version = 0  # Changes whenever a sub-env changes task.
+
+    def take(self, row: int) -> tuple[int, Any, int] | None:
+        if not self.queue:
+            return None
+        position, task, seed = self.queue.popleft()
+        self.version += self.row_task[row] != position
+        self.row_task[row], self.row_seed[row] = position, seed
+        self._rngs = {key: rng for key, rng in self._rngs.items() if key[0] != row}
+        return position, task, seed
+
+    def rng(self, row: int, agent: Any = None) -> np.random.Generator:
+        """The exploration-noise generator of the episode on ``row`` (and ``agent``)."""
+        key = (row, agent)
+        if key not in self._rngs:
+            agent_key = 0 if agent is None else zlib.crc32(str(agent).encode())
+            self._rngs[key] = np.random.default_rng([int(self.row_seed[row]), agent_key])
+        return self._rngs[key]
+
+
+class PlannedSubEnv(gym.Wrapper):
+    """A vector sub-env that runs the episodes of the runner's current plan (if any).
+
+    Works for gymnasium envs and RLlib ``MultiAgentEnv`` s (whose steps are per-agent dicts).
+    """
+
+    def __init__(self, env: gym.Env, row: int, multi_agent: bool) -> None:
+        super().__init__(env)
+        self.row = row
+        self.multi_agent = multi_agent
+        self.plan: EpisodePlan | None = None
+        self.idle = False
+        self.idle_steps = 0  # Steps taken while idle since the runner last counted them.
+        self._task_env = require_task_env(env)
+        self._last_obs: Any = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if self.plan is None:
+            return self.env.reset(seed=seed, options=options)
+        item = self.plan.take(self.row)
+        self.idle = item is None
+        if item is None:
+            if self._last_obs is None:
+                self._last_obs, _ = self.env.reset()
+            return self._last_obs, self._tag({}, -1)
+        position, task, seed_ = item
+        self._task_env.set_task(task)
+        obs, info = self.env.reset(seed=seed_)
+        self._last_obs = obs
+        return obs, self._tag(info, position)
+
+    def step(self, action):
+        if self.plan is not None and self.idle:
+            self.idle_steps += 1
+            if not self.multi_agent:
+                return self._last_obs, 0.0, False, False, {}
+            agents = list(self._last_obs)
+            not_done = {a: False for a in agents} | {"__all__": False}
+            return self._last_obs, dict.fromkeys(agents, 0.0), not_done, dict(not_done), {}
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not self.multi_agent or obs:
+            self._last_obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def _tag(self, info: dict, position: int) -> dict:
+        if not self.multi_agent:
+            return {**info, PLAN_TASK: position}
+        return {a: {**info.get(a, {}), PLAN_TASK: position} for a in self._last_obs}
+
+
+def sample_actions(
+    dist_cls: type, inputs: torch.Tensor, rngs: list[np.random.Generator]
+) -> dict[str, torch.Tensor]:
+    """Actions drawn row by row with each row's own generator, and their log-probabilities.
+
+    Exact for RLlib's diagonal-Gaussian and categorical distributions (any shape after the
+    batch dimension, e.g. a recurrent module's time dimension); others fall back to torch's
+    global generator.
+    """
+    dist = dist_cls.from_logits(inputs)
+    if issubclass(dist_cls, TorchDiagGaussian):
+        loc, log_std = inputs.chunk(2, dim=-1)
+        noise = np.stack([rng.standard_normal(loc.shape[1:]) for rng in rngs])
+        actions = loc + log_std.exp() * torch.as_tensor(noise, dtype=loc.dtype)
+    elif issubclass(dist_cls, TorchCategorical):
+        uniform = np.stack([rng.random(inputs.shape[1:]) for rng in rngs])
+        gumbel = -torch.log(-torch.log(torch.as_tensor(uniform, dtype=inputs.dtype)))
+        actions = torch.argmax(inputs + gumbel, dim=-1)
+    else:
+        actions = dist.sample()
+    return {
+        Columns.ACTION_DIST_INPUTS: inputs,
+        Columns.ACTIONS: actions,
+        Columns.ACTION_LOGP: dist.logp(actions),
+    }
+
+
+class PlanSamplingMixin:
+    """An EnvRunner that can sample a plan: sub-env wrapping, running it, sorting by task.
+
+    Subclasses may give ``_plan_forward(jobs, plan)``: the exploration forward to use while the
+    plan runs (None: the module's own). Mix in before RLlib's runner class, through
+    :class:`SingleAgentPlanMixin` or :class:`MultiAgentPlanMixin`.
+    """
+
+    def make_env(self) -> None:
+        super().make_env()
+        vector_env = self.env.unwrapped
+        rows = getattr(vector_env, "envs", None)
+        multi_agent = isinstance(self, MultiAgentEnvRunner)
+        if isinstance(rows, list) and len(rows) == self.num_envs:
+            vector_env.envs = [PlannedSubEnv(env, i, multi_agent) for i, env in enumerate(rows)]
+            self._planned_rows = vector_env.envs
+        else:  # An async vector env: its sub-envs live in other processes.
+            self._planned_rows = None
+
+    @property
+    def supports_plans(self) -> bool:
+        return getattr(self, "_planned_rows", None) is not None
+
+    def sample_plan(self, jobs: list, episodes_per_task: int, explore: bool = True) -> list[list]:
+        """Samples ``episodes_per_task`` episodes of every job; returns them per job.
+
+        A job has a ``task`` and a ``seed`` (the seed of its episodes' resets and noise).
+        """
+        items = [
+            (position, job.task, episode_seed(job.seed, e))
+            for position, job in enumerate(jobs)
+            for e in range(episodes_per_task)
+        ]
+        plan = EpisodePlan(items, self.num_envs)
+        forward = self._plan_forward(jobs, plan) if explore else None
+        for row in self._planned_rows:
+            row.plan = plan
+        if forward is not None:  # Instance attribute: shadows the method.
+            self.module.forward_exploration = forward
+        try:
+            episodes = self.sample(num_episodes=plan.size, explore=explore)
+        finally:
+            if forward is not None:
+                del self.module.forward_exploration
+            for row in self._planned_rows:
+                row.plan = None
+            self._needs_initial_reset = True
+        per_job: list[list] = [[] for _ in jobs]
+        for episode in episodes:
+            per_job[self._plan_task_of(episode)].append(episode)
+        return per_job
+
+    def _row_is_idle(self, episode: Any) -> bool:
+        rows = getattr(self, "_planned_rows", None) or []
+        for row, ongoing in zip(rows, self._ongoing_episodes):
+            if ongoing is episode:
+                return row.plan is not None and row.idle
+        return False
+
+    def _plan_forward(self, jobs: list, plan: EpisodePlan) -> Any:
+        return None
+
+
+class SingleAgentPlanMixin(PlanSamplingMixin):
+    """Plan sampling for a ``SingleAgentEnvRunner``."""
+
+    def _plan_task_of(self, episode: Any) -> int:
+        return episode.get_infos(0)[PLAN_TASK]
+
+    def _increase_sampled_metrics(self, num_steps, num_episodes_completed):
+        # Idle rows do not step their envs: their steps are neither sampled nor counted.
+        rows = getattr(self, "_planned_rows", None) or []
+        idle = sum(row.idle_steps for row in rows) if rows else 0
+        for row in rows:
+            row.idle_steps = 0
+        return super()._increase_sampled_metrics(num_steps - idle, num_episodes_completed)
+
+
+class MultiAgentPlanMixin(PlanSamplingMixin):
+    """Plan sampling for a ``MultiAgentEnvRunner``."""
+
+    def _plan_task_of(self, episode: Any) -> int:
+        infos = episode.get_infos(0)
+        return next(iter(infos.values()))[PLAN_TASK]
+
+    def _increase_sampled_metrics(self, num_steps, next_obs, episode):
+        # Idle rows do not step their envs: their steps are neither sampled nor counted.
+        if self._row_is_idle(episode):
+            return 0
+        return super()._increase_sampled_metrics(num_steps, next_obs, episode)
+
+    def _rows_of_batch(self) -> dict[Any, list[tuple[int, Any]]]:
+        """Per module id, the ``(sub-env row, agent)`` of each row of the module's batch."""
+        row_of_episode = {ep.id_: i for i, ep in enumerate(self._ongoing_episodes)}
+        renamed = self._shared_data.get("vector_env_episodes_map") or {}
+        rows_of = self._shared_data.get("memorized_map_structure") or {}
+        return {
+            mid: [(row_of_episode[renamed.get(eps_id, eps_id)], agent) for eps_id, agent in rows]
+            for mid, rows in rows_of.items()
+        }
