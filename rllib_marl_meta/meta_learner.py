@@ -39,6 +39,9 @@ class MetaTestResult:
         groups: The same per module and per agent in multi-agent envs:
             ``{"module": {id: [[...] per label]}, "agent": {id: [[...] per label]}}``.
         tasks: The tasks, in the order of the values in ``returns``.
+        success: For envs that report a ``success`` flag in their infos (Meta-World): per
+            label, per task, the fraction of the task's episodes that succeeded (the flag set at
+            any step). Empty for envs without the flag.
     """
 
     algorithm: str
@@ -49,6 +52,7 @@ class MetaTestResult:
     returns: list[list[float]]
     groups: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
     tasks: list[Any] = field(default_factory=list, repr=False, compare=False)
+    success: list[list[float]] = field(default_factory=list)
 
     @property
     def mean(self) -> list[float]:
@@ -75,6 +79,7 @@ class MetaTestResult:
             "stderr": self.stderr,
             "returns": self.returns,
             "groups": self.groups,
+            "success": self.success,
         }
 
 

@@ -62,6 +62,12 @@ BUILTIN_ENVS: dict[str, BuiltinEnv] = {
     "HalfCheetahDirection": BuiltinEnv(
         "rllib_marl_meta.envs.half_cheetah", "HalfCheetahDirection", extra="mujoco"
     ),
+    "MetaWorldML1": BuiltinEnv(
+        "rllib_marl_meta.envs.meta_world", "MetaWorldML1", extra="metaworld"
+    ),
+    "MetaWorldML10": BuiltinEnv(
+        "rllib_marl_meta.envs.meta_world", "MetaWorldML10", extra="metaworld"
+    ),
     "CooperativeNavigation": BuiltinEnv(
         "rllib_marl_meta.envs.cooperative_navigation", "CooperativeNavigation", multi_agent=True
     ),

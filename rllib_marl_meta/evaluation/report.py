@@ -24,6 +24,7 @@ from rllib_marl_meta.meta_learner import MetaTestResult
 
 TEAM = "team"
 RETURN = "return"
+SUCCESS = "success"
 NO_ADAPTATION = "no adaptation"
 JSON_NAME = "meta_test.json"
 PNG_NAME = "meta_test.png"
@@ -53,14 +54,17 @@ def _stderr(values: list[float]) -> float:
 
 
 def series_of(result: MetaTestResult) -> list[Series]:
-    """The team curve first, then one per module and per agent (``module/<id>``, ``agent/<id>``).
+    """The team curve first, then one per module and per agent (``module/<id>``, ``agent/<id>``),
+    then the success rate (``success``) if the env reports one.
 
-    In a single-agent result only the first curve exists, named ``return`` (the episode return).
+    In a single-agent result the first curve is named ``return`` (the episode return).
     """
     out = [Series(TEAM if result.groups else RETURN, result.returns)]
     for group in ("module", "agent"):
         for name, returns in sorted(result.groups.get(group, {}).items()):
             out.append(Series(f"{group}/{name}", returns))
+    if result.success:  # Envs with a success flag (Meta-World): the task's success rate.
+        out.append(Series(SUCCESS, result.success))
     return out
 
 
@@ -167,6 +171,12 @@ def draw_curve(ax: Any, result: MetaTestResult) -> None:
     ax.plot(x, mean, marker="o", linewidth=2, color="C0", label=f"{team.name} (mean ± s.e.)")
     ax.fill_between(x, mean - err, mean + err, color="C0", alpha=0.2)
     for j, s in enumerate(series[1:], start=1):
+        if s.name == SUCCESS:  # A rate in [0, 1]: on its own axis, on the right.
+            rate = ax.twinx()
+            rate.plot(x, s.mean, marker="s", linestyle=":", color="C3", label="success rate")
+            rate.set_ylim(-0.05, 1.05)
+            rate.set_ylabel("success rate", color="C3")
+            continue
         ax.plot(x, s.mean, marker=".", linewidth=1, color=f"C{j % 10}", label=s.name)
     ax.axhline(
         mean[0],

@@ -11,6 +11,7 @@ takes part in meta-learning once it offers these three methods, and honours
 
 from __future__ import annotations
 
+import functools
 import inspect
 import random
 from collections.abc import Mapping
@@ -212,8 +213,15 @@ class TaskSettableMixin:
 
     task_space: TaskSpace
 
-    def sample_tasks(self, n: int, seed: int | None = None) -> list[Task]:
-        """Draws ``n`` tasks; reproducible under ``seed`` or under the env's seeded RNG."""
+    def sample_tasks(self, n: int, seed: int | None = None, split: str = "train") -> list[Task]:
+        """Draws ``n`` tasks; reproducible under ``seed`` or under the env's seeded RNG.
+
+        ``split``: ``"train"`` or ``"test"``. A parametric distribution has no finite set of
+        tasks to hold out, so both splits draw from the same space; what keeps test tasks apart
+        from training's is the seed (``meta_test`` draws with ``held_out_seed(seed)``, a stream
+        that training never uses). Benchmarks with a fixed split (Meta-World) override this.
+        """
+        check_split(split)
         rng = np.random.default_rng(seed) if seed is not None else self._task_generator()
         return self.task_space.sample(rng, n)
 
@@ -271,13 +279,13 @@ def has_task_api(obj: Any) -> bool:
     return not missing_task_methods(obj)
 
 
-def _accepts_seed(sample_tasks: Any) -> bool:
-    """Whether a ``sample_tasks`` method takes a ``seed`` argument (our contract) or not."""
+def _accepts(sample_tasks: Any, argument: str) -> bool:
+    """Whether a ``sample_tasks`` method takes ``argument`` (``seed``, ``split``)."""
     try:
         parameters = inspect.signature(sample_tasks).parameters
     except (TypeError, ValueError):
-        return True
-    return "seed" in parameters or any(
+        return argument == "seed"
+    return argument in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
 
@@ -308,18 +316,31 @@ def _seeded_global_rngs(env: Any, seed: int):
             setattr(env, attr, own)
 
 
-def draw_tasks(env: Any, n: int, seed: int | None = None) -> list[Any]:
-    """``n`` tasks from ``env.sample_tasks``, reproducible under ``seed``.
+SPLITS = ("train", "test")
 
-    Works for this package's contract (``sample_tasks(n, seed=None)``) and for envs written to
-    old RLlib's ``TaskSettableEnv`` contract (``sample_tasks(n_tasks)``, tasks of any type),
-    whose RNGs are seeded for the call instead. Tasks are returned as they are: a task is
-    opaque and is never unpacked.
+
+def check_split(split: Any) -> None:
+    """Raises ``ValueError`` unless ``split`` is ``"train"`` or ``"test"``."""
+    if split not in SPLITS:
+        raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
+
+
+def draw_tasks(env: Any, n: int, seed: int | None = None, split: str = "train") -> list[Any]:
+    """``n`` tasks from ``env.sample_tasks``, reproducible under ``seed``, from ``split``.
+
+    Works for this package's contract (``sample_tasks(n, seed=None, split="train")``), for envs
+    without a ``split`` argument (both splits are then the env's one distribution), and for envs
+    written to old RLlib's ``TaskSettableEnv`` contract (``sample_tasks(n_tasks)``, tasks of any
+    type), whose RNGs are seeded for the call instead. Tasks are returned as they are: a task
+    is opaque and is never unpacked.
     """
+    check_split(split)
     sample = env.sample_tasks
+    if split != "train" and _accepts(sample, "split"):
+        sample = functools.partial(sample, split=split)
     if seed is None:
         tasks = sample(n)
-    elif _accepts_seed(sample):
+    elif _accepts(sample, "seed"):
         tasks = sample(n, seed=seed)
     else:
         with _seeded_global_rngs(env, seed):

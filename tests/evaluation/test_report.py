@@ -132,3 +132,30 @@ def test_plot_draws_curve_and_no_adaptation_line(tmp_path):
     path = plot_curve(result, tmp_path / "curve.png")
     image = plt.imread(path)
     assert image.shape[0] > 100 and image.shape[1] > 100
+
+
+def test_success_rate_is_a_column_a_json_series_and_a_curve_on_its_own_axis(tmp_path):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    result = dataclasses.replace(
+        single_agent(), success=[[0.0, 0.5, 0.0], [0.5, 0.5, 1.0], [1.0, 1.0, 0.5]]
+    )
+    table = format_table(result)
+    header = table.splitlines()[1].split()
+    assert header[:3] == ["point", "return", "success"]
+    assert "0.833 ± 0.167" in table.splitlines()[-3]  # After step 2: mean 5/6 over 3 tasks.
+    data = report_dict(result)
+    assert data["success"] == result.success
+    assert data["series"]["success"]["mean"] == pytest.approx([1 / 6, 2 / 3, 5 / 6])
+    fig, ax = plt.subplots()
+    try:
+        draw_curve(ax, result)
+        assert "success" not in {line.get_label() for line in ax.get_lines()}
+        (rate_axis,) = [a for a in fig.axes if a is not ax]
+        (rate,) = rate_axis.get_lines()
+        assert list(rate.get_ydata()) == pytest.approx([1 / 6, 2 / 3, 5 / 6])
+    finally:
+        plt.close(fig)
+    assert "success" not in [s.name for s in series_of(single_agent())]

@@ -197,3 +197,28 @@ def test_unimplemented_apply_task_raises():
 
     with pytest.raises(NotImplementedError, match="_apply_task"):
         NoApply().set_task({"x": 0.5})
+
+
+def test_splits_of_a_parametric_distribution_and_of_an_env_without_them():
+    """A parametric distribution draws both splits from its one space (the seed keeps them
+    apart); an env whose `sample_tasks` has no `split` argument keeps working for both."""
+    from rllib_marl_meta.envs import make_env
+    from rllib_marl_meta.tasks import draw_tasks
+
+    env = make_env("PointNavigation2D")
+    train = draw_tasks(env, 4, seed=3)
+    test = draw_tasks(env, 4, seed=3, split="test")
+    assert [t["goal"].tolist() for t in train] == [t["goal"].tolist() for t in test]
+    with pytest.raises(ValueError, match="`split` must be 'train' or 'test', got 'dev'"):
+        draw_tasks(env, 1, split="dev")
+    with pytest.raises(ValueError, match="`split`"):
+        env.sample_tasks(1, split="dev")
+
+    class NoSplits:
+        def sample_tasks(self, n, seed=None):
+            return [{"seed": seed, "i": i} for i in range(n)]
+
+    assert draw_tasks(NoSplits(), 2, seed=5, split="test") == [
+        {"seed": 5, "i": 0},
+        {"seed": 5, "i": 1},
+    ]

@@ -401,9 +401,10 @@ class MAML(CheckedCheckpointMixin, Algorithm):
     ) -> MetaTestResult:
         """Adapts to ``num_tasks`` new tasks and reports returns before and after each step.
 
-        Tasks are drawn with ``held_out_seed(seed)``, a stream apart from training's; ``steps``
-        inner steps (default: ``inner_adaptation_steps``). No meta-update happens: the
-        meta-parameters are unchanged afterwards.
+        Tasks come from the distribution's test split, drawn with ``held_out_seed(seed)`` (a
+        stream apart from training's); ``steps`` inner steps (default:
+        ``inner_adaptation_steps``). No meta-update happens: the meta-parameters are unchanged
+        afterwards.
 
         Returns:
             The curve ``"pre", "adapt_1", ..., "adapt_{steps}"``; each task's value is the
@@ -419,7 +420,7 @@ class MAML(CheckedCheckpointMixin, Algorithm):
                 raise ValueError(
                     f"MAML.meta_test: `{name}` must be {setting.allowed}; got {value!r}."
                 )
-        tasks = draw_tasks(self._task_env, num_tasks, seed=held_out_seed(seed))
+        tasks = draw_tasks(self._task_env, num_tasks, seed=held_out_seed(seed), split="test")
         try:
             step_episodes = self._sample_and_adapt(
                 tasks, steps, 7_777_777 + seed * 7919, log_metrics=False
@@ -433,6 +434,7 @@ class MAML(CheckedCheckpointMixin, Algorithm):
             for group, values in _group_returns(step).items():
                 for name, task_means in values.items():
                     groups.setdefault(group, {}).setdefault(name, []).append(task_means)
+        success = [[_success_rate(step[i]) for i in sorted(step)] for step in step_episodes]
         return MetaTestResult(
             algorithm="MAML",
             env=env_display_name(self.config.env),
@@ -442,6 +444,7 @@ class MAML(CheckedCheckpointMixin, Algorithm):
             returns=[[_mean_return(step[i]) for i in sorted(step)] for step in step_episodes],
             groups=groups,
             tasks=tasks,
+            success=[] if None in success[0] else success,
         )
 
     @classmethod
@@ -550,6 +553,11 @@ class MAML(CheckedCheckpointMixin, Algorithm):
         self.metrics.log_value("adaptation_delta", float(deltas.mean()), window=1)
         stderr = float(deltas.std(ddof=1) / math.sqrt(len(deltas))) if len(deltas) > 1 else 0.0
         self.metrics.log_value("adaptation_delta_ci95", 1.96 * stderr, window=1)
+        for k, step in enumerate(step_episodes):  # Envs with a success flag (Meta-World).
+            rates = [_success_rate(step[i]) for i in sorted(step)]
+            if None not in rates:
+                key = "success_rate" if k == 0 else f"success_rate_adapt_{k}"
+                self.metrics.log_value(key, float(np.mean(rates)), window=1)
         # Multi-agent: the same per module and per agent.
         for k, step in enumerate(step_episodes):
             suffix = "" if k == 0 else f"_adapt_{k}"
@@ -589,6 +597,22 @@ def _tasks_of_rank(num_learners: int, rank: int, num_tasks: int) -> list[int]:
 
 def _mean_return(episodes: list) -> float:
     return float(np.mean([e.get_return() for e in episodes]))
+
+
+def _success_rate(episodes: list) -> float | None:
+    """The fraction of ``episodes`` whose env set ``info["success"]`` at any step; None when
+    the env reports no such flag (or the episodes are multi-agent)."""
+    flags = []
+    for episode in episodes:
+        if isinstance(episode, MultiAgentEpisode):
+            return None
+        values = [
+            i["success"] for i in episode.get_infos() if isinstance(i, dict) and "success" in i
+        ]
+        if not values:
+            return None
+        flags.append(max(values) > 0)
+    return float(np.mean(flags)) if flags else None
 
 
 def _group_returns(step: dict[int, list]) -> dict[str, dict[str, list[float]]]:

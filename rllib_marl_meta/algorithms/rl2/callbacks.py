@@ -9,7 +9,8 @@ evaluation runners):
 * ``trial_episode_{i}_return_mean`` for ``i = 1..episodes_per_trial`` (summed over agents in
   multi-agent envs, as RLlib's ``episode_return_mean`` is);
 * ``trial_adaptation_mean``: the last inner episode's return minus the first's;
-* multi-agent only: ``agent_trial_episode_{i}_return_mean/{agent_id}``.
+* multi-agent only: ``agent_trial_episode_{i}_return_mean/{agent_id}``;
+* envs with a success flag (Meta-World): ``trial_episode_{i}_success_mean``.
 
 RLlib's own ``episode_return_mean`` is the trial return.
 """
@@ -21,7 +22,10 @@ from typing import Any
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 
-from rllib_marl_meta.algorithms.rl2.trial_wrapper import INNER_EPISODE_RETURNS
+from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
+    INNER_EPISODE_RETURNS,
+    INNER_EPISODE_SUCCESSES,
+)
 
 DEFAULT_WINDOW = 100
 
@@ -83,6 +87,9 @@ class RL2MetricsCallback(RLlibCallback):
             team = _last_returns(episode)
             if team is None:
                 return
+            info = episode.get_infos(-1)
+            for i, success in enumerate(info.get(INNER_EPISODE_SUCCESSES) or [], start=1):
+                metrics_logger.log_value(f"trial_episode_{i}_success_mean", success, window=window)
         for i, r in enumerate(team, start=1):
             metrics_logger.log_value(trial_episode_key(i), r, window=window)
         metrics_logger.log_value(TRIAL_ADAPTATION, team[-1] - team[0], window=window)

@@ -26,7 +26,10 @@ from rllib_marl_meta.algorithms.plan_sampling import (
     SingleAgentPlanMixin,
     sample_actions,
 )
-from rllib_marl_meta.algorithms.rl2.trial_wrapper import INNER_EPISODE_RETURNS
+from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
+    INNER_EPISODE_RETURNS,
+    INNER_EPISODE_SUCCESSES,
+)
 from rllib_marl_meta.envs.creation import env_display_name
 from rllib_marl_meta.meta_learner import MetaTestResult, held_out_seed
 from rllib_marl_meta.tasks import Task, draw_tasks, require_task_env
@@ -102,13 +105,12 @@ def meta_test(
             raise ValueError(f"RL2.meta_test: `{name}` must be {setting.allowed}; got {value!r}.")
     runner = _meta_test_runner(algo, steps, min(num_tasks, MAX_PARALLEL_TRIALS))
     task_env = require_task_env(runner.env.unwrapped.envs[0])
-    tasks = draw_tasks(task_env, num_tasks, seed=held_out_seed(seed))
+    tasks = draw_tasks(task_env, num_tasks, seed=held_out_seed(seed), split="test")
     seeds = np.random.SeedSequence(seed).generate_state(num_tasks)
     jobs = [_Trial(task, int(s)) for task, s in zip(tasks, seeds)]
-    per_agent = [  # Per task, per agent: mean return of each inner episode over the trials.
-        _mean_inner_episode_returns(trials)
-        for trials in runner.sample_plan(jobs, trials_per_task, explore)
-    ]
+    per_task_trials = runner.sample_plan(jobs, trials_per_task, explore)
+    # Per task, per agent: the mean return of each inner episode over the task's trials.
+    per_agent = [_mean_inner_episode_returns(trials) for trials in per_task_trials]
     agents = sorted({str(a) for returns in per_agent for a in returns})
     team = [np.sum([r[a] for a in sorted(r)], axis=0) for r in per_agent]  # Fixed order.
     groups = {}
@@ -117,6 +119,7 @@ def meta_test(
             a: [[float(r.get(a, [0.0] * steps)[i]) for r in per_agent] for i in range(steps)]
             for a in agents
         }
+    success = [_mean_inner_episode_successes(trials) for trials in per_task_trials]
     return MetaTestResult(
         algorithm="RL2",
         env=env_display_name(config.inner_env),  # The user's env, not the trial wrapper.
@@ -126,7 +129,19 @@ def meta_test(
         returns=[[float(t[i]) for t in team] for i in range(steps)],
         groups=groups,
         tasks=tasks,
+        success=[] if any(s is None for s in success) else np.asarray(success).T.tolist(),
     )
+
+
+def _mean_inner_episode_successes(trials: list) -> np.ndarray | None:
+    """Each inner episode's success rate over a task's trials (None: no success flag)."""
+    flags = []
+    for trial in trials:
+        info = None if hasattr(trial, "agent_episodes") else trial.get_infos(-1)
+        if not info or INNER_EPISODE_SUCCESSES not in info:
+            return None
+        flags.append(info[INNER_EPISODE_SUCCESSES])
+    return np.mean(flags, axis=0)
 
 
 def _mean_inner_episode_returns(trials: list) -> dict[str, np.ndarray]:

@@ -18,8 +18,10 @@ declared exactly by :func:`augmented_observation_space` (a float32 ``Box``).
 
 Infos carry ``inner_episode`` (0-based index of the inner episode that the returned observation
 belongs to) and, on the trial's last step, ``inner_episode_returns`` (a list with one return per
-inner episode). Reset infos carry the trial's ``task``. Whether a step ended an inner episode is
-the observation's done flag.
+inner episode) and, for single-agent envs that report ``info["success"]`` (Meta-World),
+``inner_episode_successes`` (1.0 per inner episode in which the flag was set at any step).
+Reset infos carry the trial's ``task``. Whether a step ended an inner episode is the
+observation's done flag.
 
 Seeding: ``reset(seed=s)`` seeds the inner env (through its own ``reset(seed=s)``) before the
 task is drawn from the env's RNG, so trial task sequences are reproducible. Passing again the
@@ -41,6 +43,8 @@ from rllib_marl_meta.tasks import Task, draw_tasks, require_task_env
 
 INNER_EPISODE = "inner_episode"
 INNER_EPISODE_RETURNS = "inner_episode_returns"
+# Per inner episode, 1.0 if the env set ``info["success"]`` at any of its steps (Meta-World).
+INNER_EPISODE_SUCCESSES = "inner_episode_successes"
 TASK = "task"
 
 
@@ -181,9 +185,11 @@ class _TrialProgress:
 
     # The task API, so that a trial env's tasks are set like any task env's (meta-testing).
 
-    def sample_tasks(self, n_tasks: int, seed: int | None = None) -> list[Task]:
-        """Tasks of the wrapped env's distribution."""
-        return draw_tasks(self._sampler.task_env, n_tasks, seed=seed)
+    def sample_tasks(
+        self, n_tasks: int, seed: int | None = None, split: str = "train"
+    ) -> list[Task]:
+        """Tasks of the wrapped env's distribution (of its ``split``, if it has splits)."""
+        return draw_tasks(self._sampler.task_env, n_tasks, seed=seed, split=split)
 
     def set_task(self, task: Task) -> None:
         """Runs the next trial (from the next ``reset``) on ``task``; later trials draw their
@@ -225,6 +231,8 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
         self.observation_space = self._augment.space
         self._episode_return = 0.0
         self._returns: list[float] = []
+        self._episode_success: float | None = None
+        self._successes: list[float | None] = []
 
     def reset(
         self, *, seed: int | None = None, options: dict | None = None
@@ -234,6 +242,7 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
         self._episode_index = 0
         self._episode_return = 0.0
         self._returns = []
+        self._episode_success, self._successes = None, []
         info = {**info, INNER_EPISODE: 0, TASK: self._task}
         return self._augment(obs, self._augment.no_action, 0.0, 0.0), info
 
@@ -245,12 +254,17 @@ class RL2TrialWrapper(_TrialProgress, gym.Wrapper):
         info = dict(info)
         inner_done = bool(terminated or truncated)
         trial_done = False
+        if "success" in info:
+            self._episode_success = max(self._episode_success or 0.0, float(info["success"] > 0))
         if inner_done:
             self._returns.append(self._episode_return)
-            self._episode_return = 0.0
+            self._successes.append(self._episode_success)
+            self._episode_return, self._episode_success = 0.0, None
             if self._in_last_inner_episode:
                 trial_done = True
                 info[INNER_EPISODE_RETURNS] = list(self._returns)
+                if None not in self._successes:
+                    info[INNER_EPISODE_SUCCESSES] = list(self._successes)
             else:
                 obs, _ = self.env.reset()
                 self._episode_index += 1

@@ -6,8 +6,9 @@ hidden state carried, no gradient step.
 
 Multi-agent RL² training is not bit-reproducible across processes with different string-hash
 seeds (PYTHONHASHSEED). The likely cause: RLlib's multi-agent connectors order a batch's agents
-by iterating sets, and PPO draws exploration noise from torch's global generator in that order. Measured with seed 0 under PYTHONHASHSEED 1 / 2 / 3 and a random one, the held-out team
-return per inner episode went from [-117.65, -123.90, -131.10] (untrained, the same every time)
+by iterating sets, and PPO draws exploration noise from torch's global generator in that order.
+Measured with seed 0 under PYTHONHASHSEED 1 / 2 / 3 and a random one, the held-out team return
+per inner episode went from [-117.65, -123.90, -131.10] (untrained, the same every time)
 to [-107.08, -107.47, -113.70], [-106.45, -111.17, -117.99], [-107.64, -110.19, -101.13],
 [-105.98, -114.91, -123.37]: a trial gain of +44.4, +37.0, +53.7, +28.4. Adaptation across
 inner episodes (a later episode above the first) does not show at this budget and is not
