@@ -13,6 +13,7 @@ adaptation and after each of K = 1..``--max-steps`` steps.
 
     python bench/maml_learning.py --env PointNavigation2D [--budget 150000]
     python bench/maml_learning.py --env CartPoleMass [--budget 300000]
+    python bench/maml_learning.py --env PendulumMass --budget 800000 --max-steps 1
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import ray
 from _training import train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
@@ -39,6 +41,12 @@ SETTINGS = {
         dict(meta_batch_size=10, episodes_per_task=5),
         0.1,
     ),
+    # The tuned example's settings (linear baseline, small outer lr) at a tenth of its batch.
+    "PendulumMass": (
+        {"max_episode_steps": 200},
+        dict(meta_batch_size=10, episodes_per_task=10, baseline="linear", lr=1e-3, gamma=0.99),
+        0.05,
+    ),
 }
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
 
@@ -51,7 +59,7 @@ def maml_config(env: str, seed: int) -> MAMLConfig:
         .env_runners(num_envs_per_env_runner=5)
         .rl_module(model_config=MODEL)
         .debugging(seed=seed)
-        .training(**training, inner_lr=inner_lr, maml_optimizer_steps=5, lr=3e-3)
+        .training(**{"maml_optimizer_steps": 5, "lr": 3e-3, **training}, inner_lr=inner_lr)
     )
 
 
@@ -71,7 +79,16 @@ def pretrained_ppo_weights(env: str, budget: int, seed: int) -> tuple[dict, int]
 
 def row(name: str, steps: int, result: MetaTestResult) -> str:
     cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(result.mean, result.stderr))
-    return f"| {name} | {steps:,} | {cells} |"
+    return f"| {name} | {steps:,} | {cells} | {gain_ci95(result)} |"
+
+
+def gain_ci95(result: MetaTestResult) -> str:
+    """adapt_1 minus pre, paired by task: mean [95% confidence interval, Student's t]."""
+    from scipy import stats
+
+    gains = np.subtract(result.returns[1], result.returns[0])
+    half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / np.sqrt(len(gains))
+    return f"{gains.mean():+.2f} [{gains.mean() - half:+.2f}, {gains.mean() + half:+.2f}]"
 
 
 def main() -> None:
@@ -105,8 +122,8 @@ def main() -> None:
 
     labels = " | ".join(random_init.labels)
     print(f"{args.env}: {args.test_tasks} held-out tasks, mean ± s.e. of task returns")
-    print(f"| method | training env steps | {labels} |")
-    print("|" + " --- |" * (2 + len(random_init.labels)))
+    print(f"| method | training env steps | {labels} | adapt_1 − pre, 95% CI |")
+    print("|" + " --- |" * (3 + len(random_init.labels)))
     print("\n".join(rows))
     print(f"training wall time: MAML {maml_seconds:.0f} s, PPO {ppo_seconds:.0f} s")
 
