@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 
 from rllib_marl_meta.envs._config import (
     flag,
@@ -25,10 +24,11 @@ from rllib_marl_meta.envs._config import (
     task_key,
     task_range,
 )
-from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
+from rllib_marl_meta.envs._team import TeamParallelEnv
+from rllib_marl_meta.tasks import Task, TaskField, TaskSpace
 
 
-class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
+class CooperativeNavigation(TeamParallelEnv):
     """``num_agents`` point agents in the plane share one reward for covering the landmarks.
 
     Task space: ``landmarks`` uniform in ``[-1, 1]^(num_agents, 2)`` and ``max_speed`` uniform
@@ -131,27 +131,16 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
 
     # --- PettingZoo API -----------------------------------------------------------------------
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Box:
-        return self.action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        if seed is not None:
-            self.np_random, _ = seeding.np_random(seed)
-        self._reset_task_from_options(options)
-        self.agents = list(self.possible_agents)
+        self._start_episode(seed, options)
         self._pos = self.np_random.uniform(-self.spawn_range, self.spawn_range, size=(self._n, 2))
         self._vel = np.zeros((self._n, 2))
-        self._t = 0
         return self._observations(), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        if not self.agents:
-            raise RuntimeError("CooperativeNavigation.step() called after the episode ended.")
+        self._check_running()
         act = np.zeros((self._n, 2))
         for i, agent in enumerate(self.possible_agents):
             if agent in actions and actions[agent] is not None:
@@ -165,28 +154,13 @@ class CooperativeNavigation(TaskSettableMixin, ParallelEnv):
             vel[too_fast] *= (self.max_speed / speed[too_fast])[:, None]
         self._vel = vel
         self._pos = self._pos + self.dt * vel
-        self._t += 1
-
-        reward = self._team_reward()
-        truncated = self._t >= self.horizon
-        agents = self.agents
-        observations = self._observations()
-        rewards = dict.fromkeys(agents, reward)
-        terminations = dict.fromkeys(agents, False)
-        truncations = dict.fromkeys(agents, truncated)
-        infos = {a: {} for a in agents}
-        if truncated:
-            self.agents = []
-        return observations, rewards, terminations, truncations, infos
+        return self._end_step(self._observations(), self._team_reward())
 
     def state(self) -> np.ndarray:
         """Global state: all positions, all velocities, the landmarks."""
         return np.concatenate(
             [self._pos.ravel(), self._vel.ravel(), self._landmarks.ravel()]
         ).astype(np.float32)
-
-    def close(self) -> None:
-        pass
 
     # --- internals ----------------------------------------------------------------------------
 

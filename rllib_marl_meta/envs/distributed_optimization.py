@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
 
 from rllib_marl_meta.envs._config import (
     flag,
@@ -27,10 +26,11 @@ from rllib_marl_meta.envs._config import (
     seed_key,
     task_key,
 )
-from rllib_marl_meta.tasks import Task, TaskField, TaskSettableMixin, TaskSpace
+from rllib_marl_meta.envs._team import TeamParallelEnv
+from rllib_marl_meta.tasks import Task, TaskField, TaskSpace
 
 
-class DistributedOptimization(TaskSettableMixin, ParallelEnv):
+class DistributedOptimization(TeamParallelEnv):
     """``num_agents`` agents, each owning a slice of ``x`` in ``[-x_bound, x_bound]^dim``.
 
     Task space: ``target`` uniform in ``target_range`` (default ``[-5, 5]``) and ``weights``
@@ -130,26 +130,15 @@ class DistributedOptimization(TaskSettableMixin, ParallelEnv):
 
     # --- PettingZoo API -----------------------------------------------------------------------
 
-    def observation_space(self, agent: str) -> spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> spaces.Box:
-        return self.action_spaces[agent]
-
     def reset(
         self, seed: int | None = None, options: dict | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-        if seed is not None:
-            self.np_random, _ = seeding.np_random(seed)
-        self._reset_task_from_options(options)
-        self.agents = list(self.possible_agents)
+        self._start_episode(seed, options)
         self._x = self.np_random.uniform(-self.init_range, self.init_range, size=self.dim)
-        self._t = 0
         return self._observations(), {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
-        if not self.agents:
-            raise RuntimeError("DistributedOptimization.step() called after the episode ended.")
+        self._check_running()
         delta = np.zeros(self.dim)
         for agent, part in zip(self.possible_agents, self.slices):
             action = actions.get(agent)
@@ -157,19 +146,7 @@ class DistributedOptimization(TaskSettableMixin, ParallelEnv):
                 delta[part] = np.asarray(action, dtype=np.float64).reshape(-1)
         np.clip(delta, -1.0, 1.0, out=delta)
         self._x = np.clip(self._x + self.step_size * delta, -self.x_bound, self.x_bound)
-        self._t += 1
-
-        reward = -abs(self._target - self.objective())
-        truncated = self._t >= self.horizon
-        agents = self.agents
-        observations = self._observations()
-        rewards = dict.fromkeys(agents, reward)
-        terminations = dict.fromkeys(agents, False)
-        truncations = dict.fromkeys(agents, truncated)
-        infos = {a: {} for a in agents}
-        if truncated:
-            self.agents = []
-        return observations, rewards, terminations, truncations, infos
+        return self._end_step(self._observations(), -abs(self._target - self.objective()))
 
     def objective(self) -> float:
         """``f(x) = sum_i w_i x_i`` at the current ``x``."""
@@ -178,9 +155,6 @@ class DistributedOptimization(TaskSettableMixin, ParallelEnv):
     def state(self) -> np.ndarray:
         """Global state: the whole vector and ``f(x)`` (the task stays hidden)."""
         return np.append(self._x, self.objective()).astype(np.float32)
-
-    def close(self) -> None:
-        pass
 
     # --- internals ----------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -90,15 +88,10 @@ def test_start_vector_is_seeded_and_bounded():
     np.testing.assert_array_equal(env.reset(seed=4)[0]["agent_2"], env.reset(seed=4)[0]["agent_2"])
 
 
-def test_runs_thousands_of_steps_per_second():
+def test_runs_thousands_of_steps_per_second(parallel_steps_per_second):
     env = DistributedOptimization()
     env.reset(seed=0)
     actions = _actions(env, 0.3)
-    steps, start = 0, time.perf_counter()
-    while steps < 3000:
-        if not env.agents:
-            env.reset()
-        env.step(actions)
-        steps += 1
-    # Measured about 40,000 steps/s on one core; 1,000 leaves room for a loaded CI machine.
-    assert steps / (time.perf_counter() - start) > 1000
+    # Measured about 61,000 steps/s (4 agents, one core, with a benchmark running alongside);
+    # 1,000 leaves room for a loaded CI machine.
+    assert parallel_steps_per_second(env, actions) > 1000

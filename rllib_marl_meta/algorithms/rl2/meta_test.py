@@ -90,8 +90,25 @@ def meta_test(
     explore: bool = True,
     trials_per_task: int = 1,
 ) -> MetaTestResult:
-    """Runs ``trials_per_task`` trials of ``steps`` inner episodes on each of ``num_tasks``
-    new tasks; see :meth:`RL2.meta_test`."""
+    """``RL2.meta_test``: one trial on each of ``num_tasks`` new tasks; no gradient step.
+
+    The policy adapts only through its recurrent state, carried across the inner episodes of a
+    trial and reset between trials.
+
+    Args:
+        algo: The RL2 algorithm (this is its ``meta_test`` method).
+        num_tasks: Tasks to test on, from the env's test split, drawn with
+            ``held_out_seed(seed)`` as MAML draws its.
+        seed: Seeds the task draw, each trial's env and its action sampling.
+        steps: Inner episodes per trial (default: ``episodes_per_trial``).
+        explore: Sample actions from the policy (as in training, the default) or act greedily.
+        trials_per_task: Trials per task; a task's value is the mean over its trials.
+
+    Returns:
+        The curve ``"episode_1", ..., "episode_{steps}"``: each task's return in each inner
+        episode (summed over agents), per agent in ``groups["agent"]``, success rates for envs
+        with a success flag.
+    """
     config = algo.config
     steps = config.episodes_per_trial if steps is None else steps
     for name, value, setting in (

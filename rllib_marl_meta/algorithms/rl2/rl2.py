@@ -69,7 +69,7 @@ from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
 )
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import close_env, env_creator
-from rllib_marl_meta.meta_learner import MaxSetting, MetaTestResult
+from rllib_marl_meta.meta_learner import MaxSetting
 from rllib_marl_meta.tasks import TaskAPIError, require_task_env
 
 TRIAL_ENV_PREFIX = "RL2Trials"
@@ -341,32 +341,8 @@ class RL2(CheckedCheckpointMixin, PPO):
     def get_default_config(cls) -> RL2Config:
         return RL2Config()
 
-    def meta_test(
-        self,
-        num_tasks: int = 100,
-        seed: int = 0,
-        steps: int | None = None,
-        explore: bool = True,
-        trials_per_task: int = 1,
-    ) -> MetaTestResult:
-        """Runs one trial on each of ``num_tasks`` new tasks; no gradient step is taken.
-
-        The policy adapts only through its recurrent state, carried across the inner episodes
-        of a trial and reset between trials.
-
-        Args:
-            num_tasks: Tasks to test on, drawn with ``held_out_seed(seed)`` as MAML draws its.
-            seed: Seeds the task draw, each trial's env and its action sampling.
-            steps: Inner episodes per trial (default: ``episodes_per_trial``).
-            explore: Sample actions from the policy (as in training, the default) or act
-                greedily.
-            trials_per_task: Trials per task; a task's value is the mean over its trials.
-
-        Returns:
-            The curve ``"episode_1", ..., "episode_{steps}"``: each task's return in each inner
-            episode (summed over agents), per agent in ``groups["agent"]``.
-        """
-        return meta_test(self, num_tasks, seed, steps, explore, trials_per_task)
+    # One trial per held-out task, on an EnvRunner; see `rl2.meta_test.meta_test`.
+    meta_test = meta_test
 
     @classmethod
     def progress_columns(cls, max_setting: MaxSetting) -> dict[str, str]:

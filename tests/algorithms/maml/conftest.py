@@ -20,6 +20,24 @@ def small_maml_config(**training) -> MAMLConfig:
     )
 
 
+def team_maml_config(env: str, env_config: dict, agents: list[str]) -> MAMLConfig:
+    """The multi-agent learning tests' MAML: one (32, 32) module per agent, 8 sub-envs, seed 0,
+    10 tasks x 8 episodes, inner_lr 0.3, 5 outer steps with lr 3e-3."""
+    return (
+        MAMLConfig()
+        .environment(env, env_config=env_config)
+        .env_runners(num_envs_per_env_runner=8)
+        .rl_module(model_config={"fcnet_hiddens": [32, 32]})
+        .multi_agent(
+            policies=set(agents), policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
+        )
+        .debugging(seed=0)
+        .training(
+            meta_batch_size=10, episodes_per_task=8, maml_optimizer_steps=5, lr=3e-3, inner_lr=0.3
+        )
+    )
+
+
 @pytest.fixture
 def maml_config(ray_session):
     return small_maml_config

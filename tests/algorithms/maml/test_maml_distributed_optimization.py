@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rllib_marl_meta.algorithms.maml import MAMLConfig
-from tests.algorithms.maml.conftest import held_out_returns
+from tests.algorithms.maml.conftest import held_out_returns, team_maml_config
 
 AGENTS = [f"agent_{i}" for i in range(4)]
 GAIN_MARGIN = 18.0  # Held-out post - pre after training; measured 26.7-40.9.
@@ -27,23 +26,7 @@ TRAIN_DELTA_MARGIN = 10.0  # Mean team adaptation_delta over the last 5 iteratio
 
 
 def test_team_meta_learns_to_adapt_on_distributed_optimization(ray_session):
-    config = (
-        MAMLConfig()
-        .environment("DistributedOptimization", env_config={"horizon": 20})
-        .env_runners(num_envs_per_env_runner=8)
-        .rl_module(model_config={"fcnet_hiddens": [32, 32]})
-        .multi_agent(
-            policies=set(AGENTS), policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
-        )
-        .debugging(seed=0)
-        .training(
-            meta_batch_size=10,
-            episodes_per_task=8,
-            maml_optimizer_steps=5,
-            lr=3e-3,
-            inner_lr=0.3,
-        )
-    )
+    config = team_maml_config("DistributedOptimization", {"horizon": 20}, list(AGENTS))
     algo = config.build_algo()
     try:
         pre_before, post_before = held_out_returns(algo, num_tasks=16)

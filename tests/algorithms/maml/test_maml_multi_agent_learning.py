@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rllib_marl_meta.algorithms.maml import MAMLConfig
-from tests.algorithms.maml.conftest import held_out_returns
+from tests.algorithms.maml.conftest import held_out_returns, team_maml_config
 
 AGENTS = ("agent_0", "agent_1")
 TEAM_ADAPTATION_GAIN_MARGIN = 8.0  # Held-out post - pre after training; measured 12.6-14.4.
@@ -25,25 +24,10 @@ TRAIN_DELTA_MARGIN = 3.0  # Mean team adaptation_delta over the last 5 iteration
 
 
 def test_team_meta_learns_to_adapt_on_cooperative_navigation(ray_session):
-    config = (
-        MAMLConfig()
-        .environment(
-            "CooperativeNavigation",
-            env_config={"num_agents": 2, "horizon": 20, "max_speed": 1.0, "spawn_range": 0.1},
-        )
-        .env_runners(num_envs_per_env_runner=8)
-        .rl_module(model_config={"fcnet_hiddens": [32, 32]})
-        .multi_agent(
-            policies=set(AGENTS), policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
-        )
-        .debugging(seed=0)
-        .training(
-            meta_batch_size=10,
-            episodes_per_task=8,
-            maml_optimizer_steps=5,
-            lr=3e-3,
-            inner_lr=0.3,
-        )
+    config = team_maml_config(
+        "CooperativeNavigation",
+        {"num_agents": 2, "horizon": 20, "max_speed": 1.0, "spawn_range": 0.1},
+        list(AGENTS),
     )
     algo = config.build_algo()
     try:
