@@ -51,8 +51,9 @@ SETTINGS = {
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
 
 
-def maml_config(env: str, seed: int) -> MAMLConfig:
-    env_config, training, inner_lr = SETTINGS[env]
+def maml_config(env: str, seed: int, inner_lr: float | None = None) -> MAMLConfig:
+    env_config, training, default_inner_lr = SETTINGS[env]
+    inner_lr = default_inner_lr if inner_lr is None else inner_lr
     return (
         MAMLConfig()
         .environment(env, env_config=env_config)
@@ -98,11 +99,12 @@ def main() -> None:
     parser.add_argument("--test-tasks", type=int, default=20)
     parser.add_argument("--max-steps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inner-lr", type=float, help="override the setting's inner_lr")
     args = parser.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
     rows = []
-    maml = maml_config(args.env, args.seed).build_algo()
+    maml = maml_config(args.env, args.seed, args.inner_lr).build_algo()
     try:
         random_init = maml.meta_test(args.test_tasks, seed=1, steps=args.max_steps)
         rows.append(row("random init + K steps", 0, random_init))
