@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("metaworld")
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig  # noqa: E402
-from rllib_marl_meta.algorithms.rl2 import RL2Config  # noqa: E402
+from tests.algorithms.rl2.conftest import small_rl2_config  # noqa: E402
 
 ML1 = {"env_name": "reach-v3", "horizon": 10}
 
@@ -41,19 +41,13 @@ def test_maml_iteration_on_ml1_reports_success_before_and_after_adaptation(ray_s
 
 
 def test_rl2_iteration_on_ml1_reports_success_per_inner_episode(ray_session):
-    config = (
-        RL2Config()
-        .environment("MetaWorldML1", env_config=ML1)
-        .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
-        .debugging(seed=0)
-        .training(
-            episodes_per_trial=2,
-            cell_size=8,
-            max_seq_len=20,
-            train_batch_size_per_learner=40,
-            minibatch_size=20,
-            num_epochs=1,
-        )
+    config = small_rl2_config(
+        "MetaWorldML1",
+        ML1,
+        episodes_per_trial=2,
+        max_seq_len=20,
+        train_batch_size_per_learner=40,
+        minibatch_size=20,
     )
     algo = config.build_algo()
     try:
