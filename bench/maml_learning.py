@@ -87,17 +87,18 @@ def pretrained_ppo_weights(env: str, budget: int, seed: int) -> tuple[dict, int]
 
 def row(name: str, steps: int, result: MetaTestResult) -> str:
     cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(result.mean, result.stderr))
-    line = f"| {name} | {steps:,} | {cells} | {gain_ci95(result)} |"
-    if result.success:  # Envs with a success flag: mean success rate at each point.
-        line += " " + " | ".join(f"{np.mean(s):.2f}" for s in result.success) + " |"
+    line = f"| {name} | {steps:,} | {cells} | {gain_ci95(result.returns)} |"
+    if result.success:  # Envs with a success flag: mean success rate at each point, and gain.
+        line += " " + " | ".join(f"{np.mean(s):.2f}" for s in result.success)
+        line += f" | {gain_ci95(result.success)} |"
     return line
 
 
-def gain_ci95(result: MetaTestResult) -> str:
+def gain_ci95(per_point: list[list[float]]) -> str:
     """adapt_1 minus pre, paired by task: mean [95% confidence interval, Student's t]."""
     from scipy import stats
 
-    gains = np.subtract(result.returns[1], result.returns[0])
+    gains = np.subtract(per_point[1], per_point[0])
     half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / np.sqrt(len(gains))
     return f"{gains.mean():+.2f} [{gains.mean() - half:+.2f}, {gains.mean() + half:+.2f}]"
 
@@ -135,6 +136,7 @@ def main() -> None:
     labels = " | ".join(random_init.labels)
     print(f"{args.env}: {args.test_tasks} held-out tasks, mean ± s.e. of task returns")
     success = [f"success {label}" for label in random_init.labels] if random_init.success else []
+    success += ["success adapt_1 − pre, 95% CI"] if success else []
     print(f"| method | training env steps | {labels} | adapt_1 − pre, 95% CI |", end="")
     print("".join(f" {column} |" for column in success))
     print("|" + " --- |" * (3 + len(random_init.labels) + len(success)))
