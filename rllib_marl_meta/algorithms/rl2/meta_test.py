@@ -35,7 +35,7 @@ from rllib_marl_meta.meta_learner import MetaTestResult, held_out_seed
 from rllib_marl_meta.tasks import Task, draw_tasks, require_task_env
 
 # At most this many trials run side by side (vector sub-envs of the meta-test EnvRunner).
-MAX_PARALLEL_TRIALS = 32
+MAX_PARALLEL_TRIALS = 64
 
 
 class RL2MetaTestEnvRunner(SingleAgentPlanMixin, SingleAgentEnvRunner):
