@@ -7,6 +7,8 @@ episodes of exactly one task. That is what a per-task baseline needs:
   regression of the discounted return on ``[obs, obs², t, t², t³, 1]``. Most published MAML-RL
   results use it, and it needs no value head.
 - ``baseline="value"``: the module's value head (trained in the outer loop).
+- ``baseline="central_value"`` (multi-agent): a central critic that sees every agent's
+  observation (``torch/central_value.py``); each row also gets its critic input, ``GLOBAL_STATE``.
 
 Advantages are generalised advantage estimates (``use_gae``, ``lambda_``) from that baseline,
 standardised per call; ``value_targets`` are the discounted returns. ``episode_index`` numbers
@@ -26,6 +28,12 @@ from ray.rllib.core.rl_module.apis import ValueFunctionAPI
 from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.zero_padding import unpad_data_if_necessary
 from scipy.signal import lfilter
+
+from rllib_marl_meta.algorithms.maml.torch.central_value import (
+    CENTRAL_VALUE_MODULE_ID,
+    GLOBAL_STATE,
+    global_states,
+)
 
 ADVANTAGES = "advantages"
 VALUE_TARGETS = "value_targets"
@@ -98,6 +106,7 @@ class MetaAdvantages(ConnectorV2):
         sa_episodes = list(
             self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
         )
+        states_of = self._global_states(episodes) if self.baseline == "central_value" else {}
         for module_id, module_batch in batch.items():
             module_episodes = [e for e in sa_episodes if e.module_id in (None, module_id)]
             lens = [len(e) for e in module_episodes]
@@ -110,7 +119,18 @@ class MetaAdvantages(ConnectorV2):
             returns = np.concatenate(
                 [discount_cumsum(rewards[a:b], self.gamma) for a, b in zip(bounds, bounds[1:])]
             )
-            if self.baseline == "value":
+            if self.baseline == "central_value":
+                critic_input = np.concatenate(
+                    [states_of[(e.multi_agent_episode_id, e.agent_id)] for e in module_episodes]
+                )
+                module_batch[GLOBAL_STATE] = torch.as_tensor(
+                    critic_input, device=module_batch[Columns.REWARDS].device
+                )
+                critic = rl_module[CENTRAL_VALUE_MODULE_ID].unwrapped()
+                with torch.no_grad():
+                    values = convert_to_numpy(critic.compute_values(module_batch))
+                values = values.astype(np.float64)
+            elif self.baseline == "value":
                 module = rl_module[module_id]
                 if not isinstance(module.unwrapped(), ValueFunctionAPI):
                     raise TypeError(
@@ -145,3 +165,19 @@ class MetaAdvantages(ConnectorV2):
                 torch.arange(len(lens), device=device), torch.tensor(lens, device=device)
             )
         return batch
+
+    @staticmethod
+    def _global_states(episodes: list) -> dict[tuple[str, Any], np.ndarray]:
+        """``(multi-agent episode id, agent id)`` -> that agent's critic input at each step."""
+        out = {}
+        for episode in episodes:
+            agent_episodes = getattr(episode, "agent_episodes", None)
+            if agent_episodes is None:
+                raise ValueError("baseline='central_value' works with multi-agent envs only.")
+            observations = {
+                agent: agent_episode.get_observations(slice(0, len(agent_episode)))
+                for agent, agent_episode in agent_episodes.items()
+            }
+            for agent, states in global_states(observations).items():
+                out[(episode.id_, agent)] = states
+        return out

@@ -40,6 +40,7 @@ from ray.rllib.utils.metrics import (
 from rllib_marl_meta.algorithms.config_checks import (
     COMMON_SETTINGS,
     CheckedSettingsMixin,
+    agent_ids,
     boolean,
     check_multi_agent_setup,
     integer,
@@ -57,6 +58,11 @@ from rllib_marl_meta.algorithms.maml.env_runner import (
 )
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
 from rllib_marl_meta.algorithms.maml.torch import maml_torch_learner
+from rllib_marl_meta.algorithms.maml.torch.central_value import (
+    CENTRAL_VALUE_MODULE_ID,
+    central_value_spec,
+    global_state_space,
+)
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import (
     close_env,
@@ -69,7 +75,7 @@ from rllib_marl_meta.tasks import TaskAPIError, draw_tasks, require_task_env
 
 META_GRADIENTS = ("second_order", "first_order")
 INNER_LOSSES = tuple(maml_torch_learner.INNER_LOSSES)
-BASELINES = ("linear", "value")
+BASELINES = ("linear", "value", "central_value")
 TASK_RNG_KEY = "maml_task_rng_state"
 
 
@@ -184,15 +190,18 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
                 curvature estimator) or ``"dice"`` (DiCE: all score-function terms of the Hessian
                 that ``"second_order"`` uses). All give the same gradient at the sampling policy.
             baseline: ``"linear"`` (feature baseline refit per task and step, no value head
-                needed) or ``"value"`` (the module's value head, trained in the outer loop
-                with ``vf_loss_coeff``).
+                needed), ``"value"`` (the module's value head, trained in the outer loop
+                with ``vf_loss_coeff``) or, multi-agent only, ``"central_value"`` (one critic
+                on all agents' observations, trained in the outer loop; the agents still act
+                on their own observations; see ``torch/central_value.py``).
             modules_to_adapt: module IDs adapted in the inner loop; the others stay at their
                 meta-parameters (None: all trainable modules).
             clip_param: PPO clip range of the outer surrogate.
             kl_coeff: initial coefficient of the outer KL penalty (adapted towards
                 ``kl_target``).
             kl_target: target KL between sampling and adapted policy.
-            vf_loss_coeff: weight of the value loss (``baseline="value"``).
+            vf_loss_coeff: weight of the value loss (``baseline="value"`` or
+                ``"central_value"``).
             entropy_coeff: weight of the outer entropy bonus.
             lambda_: GAE lambda.
             use_gae: use GAE (else plain discounted returns minus baseline).
@@ -243,6 +252,19 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
             "fcnet_activation": "tanh",
             "vf_share_layers": False,
         }
+
+    @override(AlgorithmConfig)
+    def get_multi_rl_module_spec(self, *, env=None, spaces=None, inference_only=False, **kwargs):
+        spec = super().get_multi_rl_module_spec(
+            env=env, spaces=spaces, inference_only=inference_only, **kwargs
+        )
+        # The central critic is learner-only (RLlib drops such specs for EnvRunners, which
+        # only act; it does so before this addition, hence the check).
+        if self.baseline == "central_value" and not inference_only:
+            spec.rl_module_specs[CENTRAL_VALUE_MODULE_ID] = central_value_spec(
+                spaces, self.model_config
+            )
+        return spec
 
     @override(AlgorithmConfig)
     def build_learner_connector(self, input_observation_space, input_action_space, device=None):
@@ -297,6 +319,11 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
             )
         if self.model_config.get("use_lstm"):
             errors.append("MAML supports feed-forward modules only; remove `use_lstm=True`.")
+        if self.baseline == "central_value" and not self.is_multi_agent:
+            errors.append(
+                "baseline='central_value' is a critic over all agents' observations, for "
+                "multi-agent envs; with one agent use baseline='value'."
+            )
         if errors:
             raise ValueError("Invalid MAMLConfig:\n  - " + "\n  - ".join(errors))
         # A runner samples a whole plan of task episodes per call (see `env_runner.py`).
@@ -355,6 +382,9 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
                 raise ValueError(f"MAML needs an env with the task API. {e}") from None
             check_multi_agent_setup(self, env, "MAML")
             probe_env(env, "MAML")
+            if self.baseline == "central_value":
+                agents = agent_ids(env) or []
+                global_state_space({a: env.get_observation_space(a) for a in agents})
         finally:
             close_env(env)
 

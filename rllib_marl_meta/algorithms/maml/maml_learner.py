@@ -15,10 +15,12 @@ from ray.rllib.utils.metrics import ALL_MODULES
 from ray.rllib.utils.typing import ModuleID
 
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES
+from rllib_marl_meta.algorithms.maml.torch.central_value import CENTRAL_VALUE_MODULE_ID
 
 KL_COEFF_KEY = "curr_kl_coeff"
 INNER_LOSS_KEY = "inner_loss"
 OUTER_LOSS_KEY = "outer_loss"
+VALUE_LOSS_KEY = "value_loss"  # vf_loss_coeff x the value regression, mean over this rank's tasks.
 
 
 class MAMLLearner(Learner, abc.ABC):
@@ -120,14 +122,23 @@ class MAMLLearner(Learner, abc.ABC):
             "MAMLLearner has no per-batch loss; the MAML algorithm calls `meta_update`."
         )
 
+    def should_module_be_updated(self, module_id, multi_agent_batch=None) -> bool:
+        """RLlib's rule (``policies_to_train``), except that the central critic always trains."""
+        if module_id == CENTRAL_VALUE_MODULE_ID:
+            return True
+        return super().should_module_be_updated(module_id, multi_agent_batch)
+
     # --- Helpers ------------------------------------------------------------------------------
 
     def _adapt_module_ids(self) -> list[ModuleID]:
+        """The policy modules the inner loop adapts (never the central critic)."""
         wanted = self.config.modules_to_adapt
         return [
             mid
             for mid in self.module.keys()
-            if self.should_module_be_updated(mid) and (wanted is None or mid in wanted)
+            if mid != CENTRAL_VALUE_MODULE_ID
+            and self.should_module_be_updated(mid)
+            and (wanted is None or mid in wanted)
         ]
 
     def _update_kl_coeff(self, module_id: ModuleID, kl: float) -> None:
@@ -143,6 +154,9 @@ class MAMLLearner(Learner, abc.ABC):
 
     def _log_outer_loss(self, value: float) -> None:
         self.metrics.log_value((ALL_MODULES, OUTER_LOSS_KEY), value, window=1)
+
+    def _log_value_loss(self, value: float) -> None:
+        self.metrics.log_value((ALL_MODULES, VALUE_LOSS_KEY), value, window=1)
 
     def get_state(self, components=None, *, not_components=None, **kwargs) -> dict[str, Any]:
         state = super().get_state(components, not_components=not_components, **kwargs)

@@ -34,6 +34,7 @@ from ray.rllib.utils.typing import ModuleID
 
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, EPISODE_INDEX, VALUE_TARGETS
 from rllib_marl_meta.algorithms.maml.maml_learner import MAMLLearner
+from rllib_marl_meta.algorithms.maml.torch.central_value import CENTRAL_VALUE_MODULE_ID
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +276,8 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
     def _inference_weights(self, params: Params) -> dict[ModuleID, dict[str, Any]]:
         weights = {}
         for mid, module_params in params.items():
+            if mid == CENTRAL_VALUE_MODULE_ID:  # Learner-only: EnvRunners don't have it.
+                continue
             state = self.module[mid].unwrapped().get_state(inference_only=True)
             for name, value in module_params.items():
                 if name in state:
@@ -290,6 +293,7 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
         kl_coeffs = {mid: self.curr_kl_coeffs_per_module[mid] for mid in self.module.keys()}
         total = torch.zeros((), device=self._device)
         task_losses = []
+        value_loss_sum = torch.zeros((), device=self._device)
         stat_sums: dict[ModuleID, dict[str, torch.Tensor]] = {}
         for task_id in task_ids:
             loss, stats = task_meta_loss(
@@ -304,7 +308,9 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
                 kl_coeffs=kl_coeffs,
                 entropy_coeff=self.config.entropy_coeff,
             )
-            task_loss = loss + self._value_loss(task_id, theta)
+            value_loss = self._value_loss(task_id, theta)
+            value_loss_sum = value_loss_sum + value_loss.detach()
+            task_loss = loss + value_loss
             task_losses.append(task_loss.detach())
             total = total + task_loss
             for mid, s in stats.items():
@@ -348,20 +354,26 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
             logger.warning("%s: step skipped (torch_skip_nan_gradients=True).", message)
             self._log_outer_loss(float(total.detach()))
             return self._unpack_stats(stats_vec)
+        if self.config.baseline != "linear":
+            self._log_value_loss(float(value_loss_sum) / max(1, len(task_ids)))
         gradients = {self.get_param_ref(p): g for (_, p), g in zip(flat, grads, strict=True)}
         self.apply_gradients(self.postprocess_gradients(gradients))
         self._log_outer_loss(float(total.detach()))
         return self._unpack_stats(stats_vec)
 
     def _value_loss(self, task_id: int, theta: Params) -> torch.Tensor:
-        """Value-head regression on all of the task's batches (``baseline="value"`` only)."""
-        if self.config.baseline != "value" or self.config.vf_loss_coeff == 0:
+        """Value regression on all of the task's batches: each trained module's own value head
+        (``baseline="value"``) or the central critic on every module's rows
+        (``"central_value"``); zero for the linear baseline."""
+        baseline = self.config.baseline
+        if baseline not in ("value", "central_value") or self.config.vf_loss_coeff == 0:
             return torch.zeros((), device=self._device)
         loss = torch.zeros((), device=self._device)
         for batch in self._task_batches[task_id]:
             for mid, module_batch in batch.items():
-                if mid in theta:
-                    values = self.module[mid].unwrapped().compute_values(module_batch)
+                critic = CENTRAL_VALUE_MODULE_ID if baseline == "central_value" else mid
+                if critic in theta:
+                    values = self.module[critic].unwrapped().compute_values(module_batch)
                     loss = loss + torch.mean((values - module_batch[VALUE_TARGETS]) ** 2)
         return self.config.vf_loss_coeff * loss
 
