@@ -268,8 +268,8 @@ def test_env_error_text_reaches_the_user_without_fault_tolerance(ray_session, nu
     try:
         with pytest.raises(
             TaskSamplingError,
-            match=r"the env raised on EnvRunner \d: KeyError: 'boom from the env step' "
-            r"\(.*faulty_envs.py:\d+ in step\)",
+            match=r"sampling \(env or module\) raised on EnvRunner \d: "
+            r"KeyError: 'boom from the env step' \(.*faulty_envs.py:\d+ in step\)",
         ):
             algo.train()
     finally:

@@ -77,6 +77,9 @@ BUILTIN_ENVS: dict[str, BuiltinEnv] = {
     "MPESpread": BuiltinEnv(
         "rllib_marl_meta.envs.mpe_spread", "MPESpread", extra="mpe", multi_agent=True
     ),
+    "PartnerNavigation": BuiltinEnv(
+        "rllib_marl_meta.envs.partner_navigation", "PartnerNavigation", multi_agent=True
+    ),
 }
 
 # Built-in envs that are PettingZoo envs: RLlib sees them through ``ParallelPettingZooEnv``.

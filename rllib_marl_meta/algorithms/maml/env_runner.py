@@ -74,6 +74,7 @@ class _RowWeights:
                 np.stack([np.asarray(w[name]) for w in task_weights]), device=device
             )
             for name, _ in module.named_parameters()
+            if name in task_weights[0]  # Others (e.g. a critic on a full module) stay as is.
         }
         self._layout: tuple[Any, Any] | None = None
 

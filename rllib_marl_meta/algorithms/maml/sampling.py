@@ -234,7 +234,9 @@ def sample_task_episodes(
             for task_index, task_episodes in task_results:
                 episodes[task_index] = task_episodes
             for task_index, text in failures:
-                errors[task_index] = f"the env raised on EnvRunner {runner_id}: {text}"
+                errors[task_index] = (
+                    f"sampling (env or module) raised on EnvRunner {runner_id}: {text}"
+                )
         pending = [job for job in pending if job.task_index not in episodes]
         if pending and not _fault_tolerant(cfg):
             raise TaskSamplingError(

@@ -217,3 +217,33 @@ def test_multi_agent_tasks_reach_every_runner_and_sub_env(ray_session):
         assert remote[key] == pytest.approx(local[key], rel=1e-6)
     for name, value in local_weights.items():
         np.testing.assert_allclose(remote_weights[name], value, rtol=1e-5, atol=1e-7)
+
+
+def test_frozen_scripted_partner_neither_trains_nor_adapts(ray_session):
+    """PartnerNavigation's team: only the learner is in policies_to_train and modules_to_adapt;
+    the partner is a custom module spec (built whole on the EnvRunners too)."""
+    from rllib_marl_meta.envs.partner_navigation import LEARNER, PARTNER, partner_team_setup
+
+    setup = partner_team_setup()
+    algo = (
+        MAMLConfig()
+        .environment("PartnerNavigation", env_config={"horizon": 10})
+        .rl_module(model_config={"fcnet_hiddens": [16]}, **setup["rl_module"])
+        .multi_agent(**setup["multi_agent"])
+        .debugging(seed=3)
+        .training(modules_to_adapt=[LEARNER], meta_batch_size=3, episodes_per_task=2)
+        .build_algo()
+    )
+    try:
+        learner = algo.learner_group._learner
+        partner = {n: p.detach().clone() for n, p in learner.module[PARTNER].named_parameters()}
+        mine = {n: p.detach().clone() for n, p in learner.module[LEARNER].named_parameters()}
+        result = algo.train()
+        assert set(result["module_episode_return_mean_adapt_1"]) == {LEARNER, PARTNER}
+        for name, value in learner.module[PARTNER].named_parameters():
+            assert torch.equal(value, partner[name])
+        assert any(
+            not torch.equal(v, mine[n]) for n, v in learner.module[LEARNER].named_parameters()
+        )
+    finally:
+        algo.stop()

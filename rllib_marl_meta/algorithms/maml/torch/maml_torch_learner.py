@@ -210,6 +210,8 @@ def task_meta_loss(
     post_adaptation = step_batches[-1]  # D_K
     total, stats = 0.0, {}
     for mid, module_batch in post_adaptation.items():
+        if mid not in params:  # Not trained (``policies_to_train``): no outer loss.
+            continue
         loss, stats[mid] = outer_loss(
             modules[mid],
             params[mid],
