@@ -280,14 +280,26 @@ def ppo_on_task(
     return batches
 
 
-def rl2_algo(env: str, setting: Setting, agents, seed: int, episodes_per_trial: int):
+def rl2_algo(
+    env: str,
+    setting: Setting,
+    agents,
+    seed: int,
+    episodes_per_trial: int,
+    central_critic: bool = False,
+):
     trial_steps = setting.horizon * episodes_per_trial
     config = (
         RL2Config()
         .environment(env, env_config=setting.env_config)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
         .debugging(seed=seed)
-        .training(episodes_per_trial=episodes_per_trial, max_seq_len=trial_steps, **setting.rl2)
+        .training(
+            episodes_per_trial=episodes_per_trial,
+            max_seq_len=trial_steps,
+            central_critic=central_critic,
+            **setting.rl2,
+        )
     )
     return per_agent(config, agents).build_algo()
 
@@ -356,6 +368,9 @@ def main() -> None:
     parser.add_argument("--inner-lr", type=float, help="override the MAML setting")
     parser.add_argument("--episodes-per-task", type=int, help="override the MAML setting")
     parser.add_argument("--meta-batch-size", type=int, help="override the MAML setting")
+    parser.add_argument(
+        "--rl2-central-critic", action="store_true", help="RL² value heads see the global state"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
@@ -400,7 +415,7 @@ def main() -> None:
             maml.stop()
 
     if args.algo in ("rl2", "both"):
-        rl2 = rl2_algo(args.env, setting, agents, args.seed, K + 1)
+        rl2 = rl2_algo(args.env, setting, agents, args.seed, K + 1, args.rl2_central_critic)
         try:
             start = time.perf_counter()
             steps = train_until(rl2, args.budget)

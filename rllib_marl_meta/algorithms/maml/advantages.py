@@ -29,11 +29,8 @@ from ray.rllib.utils.numpy import convert_to_numpy
 from ray.rllib.utils.postprocessing.zero_padding import unpad_data_if_necessary
 from scipy.signal import lfilter
 
-from rllib_marl_meta.algorithms.maml.torch.central_value import (
-    CENTRAL_VALUE_MODULE_ID,
-    GLOBAL_STATE,
-    global_states,
-)
+from rllib_marl_meta.algorithms.central_value import GLOBAL_STATE, episode_global_states
+from rllib_marl_meta.algorithms.maml.torch.central_value import CENTRAL_VALUE_MODULE_ID
 
 ADVANTAGES = "advantages"
 VALUE_TARGETS = "value_targets"
@@ -106,7 +103,7 @@ class MetaAdvantages(ConnectorV2):
         sa_episodes = list(
             self.single_agent_episode_iterator(episodes, agents_that_stepped_only=False)
         )
-        states_of = self._global_states(episodes) if self.baseline == "central_value" else {}
+        states_of = episode_global_states(episodes) if self.baseline == "central_value" else {}
         for module_id, module_batch in batch.items():
             module_episodes = [e for e in sa_episodes if e.module_id in (None, module_id)]
             lens = [len(e) for e in module_episodes]
@@ -165,19 +162,3 @@ class MetaAdvantages(ConnectorV2):
                 torch.arange(len(lens), device=device), torch.tensor(lens, device=device)
             )
         return batch
-
-    @staticmethod
-    def _global_states(episodes: list) -> dict[tuple[str, Any], np.ndarray]:
-        """``(multi-agent episode id, agent id)`` -> that agent's critic input at each step."""
-        out = {}
-        for episode in episodes:
-            agent_episodes = getattr(episode, "agent_episodes", None)
-            if agent_episodes is None:
-                raise ValueError("baseline='central_value' works with multi-agent envs only.")
-            observations = {
-                agent: agent_episode.get_observations(slice(0, len(agent_episode)))
-                for agent, agent_episode in agent_episodes.items()
-            }
-            for agent, states in global_states(observations).items():
-                out[(episode.id_, agent)] = states
-        return out

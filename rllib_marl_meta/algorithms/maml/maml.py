@@ -37,6 +37,7 @@ from ray.rllib.utils.metrics import (
     TIMERS,
 )
 
+from rllib_marl_meta.algorithms.central_value import global_state_space
 from rllib_marl_meta.algorithms.config_checks import (
     COMMON_SETTINGS,
     CheckedSettingsMixin,
@@ -61,7 +62,6 @@ from rllib_marl_meta.algorithms.maml.torch import maml_torch_learner
 from rllib_marl_meta.algorithms.maml.torch.central_value import (
     CENTRAL_VALUE_MODULE_ID,
     central_value_spec,
-    global_state_space,
 )
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import (

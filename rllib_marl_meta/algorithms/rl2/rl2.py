@@ -39,16 +39,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.algorithms.ppo.default_ppo_rl_module import DefaultPPORLModule
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.env import INPUT_ENV_SINGLE_SPACES
 from ray.rllib.env.env_context import EnvContext
 from ray.rllib.utils import force_list
 from ray.tune.registry import register_env
 
+from rllib_marl_meta.algorithms.central_value import global_state_space
 from rllib_marl_meta.algorithms.config_checks import (
     COMMON_SETTINGS,
     CheckedSettingsMixin,
@@ -62,6 +65,11 @@ from rllib_marl_meta.algorithms.config_checks import (
 )
 from rllib_marl_meta.algorithms.rl2.callbacks import RL2MetricsCallback
 from rllib_marl_meta.algorithms.rl2.catalog import RNN_CELLS, RL2Catalog
+from rllib_marl_meta.algorithms.rl2.central_critic import (
+    GLOBAL_STATE_SIZE_KEY,
+    AddGlobalState,
+    RL2CentralCriticModule,
+)
 from rllib_marl_meta.algorithms.rl2.meta_test import meta_test, stop_meta_test_runners
 from rllib_marl_meta.algorithms.rl2.trial_wrapper import (
     MultiAgentRL2TrialWrapper,
@@ -133,6 +141,7 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
         "rnn_cell": one_of(*RNN_CELLS),
         "cell_size": integer(1),
         "max_seq_len": integer(1),
+        "central_critic": boolean(),
         "framework_str": torch_only("RL2"),
     }
 
@@ -143,6 +152,7 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
         self.rnn_cell: str = "gru"
         self.cell_size: int = 64
         self.max_seq_len: int = 50
+        self.central_critic: bool = False
         # garage RL²-PPO.
         self.gamma = 0.99
         self.lambda_ = 0.95
@@ -167,6 +177,7 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
         rnn_cell: str = NotProvided,
         cell_size: int = NotProvided,
         max_seq_len: int = NotProvided,
+        central_critic: bool = NotProvided,
         **kwargs: Any,
     ) -> RL2Config:
         """Sets PPO's training settings (``**kwargs``) and RL²'s.
@@ -178,6 +189,9 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
             cell_size: Units of the recurrent cell (and of the one dense layer before it).
             max_seq_len: Length of the chunks that trials are cut into for truncated
                 backprop through time; states at chunk starts are the ones from sampling.
+            central_critic: multi-agent only: each agent's value head also sees the team's
+                global state (every agent's trial observation at the step; see
+                ``central_critic.py``); agents still act on their own observations.
         """
         super().training(**kwargs)
         if episodes_per_trial is not NotProvided:
@@ -188,6 +202,8 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
             self.cell_size = cell_size
         if max_seq_len is not NotProvided:
             self.max_seq_len = max_seq_len
+        if central_critic is not NotProvided:
+            self.central_critic = central_critic
         return self
 
     @property
@@ -211,13 +227,43 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
     def get_default_rl_module_spec(self) -> RLModuleSpec:
         spec = super().get_default_rl_module_spec()
         spec.catalog_class = RL2Catalog
+        if self.central_critic:
+            spec.module_class = RL2CentralCriticModule
         return spec
+
+    def get_multi_rl_module_spec(self, *, env=None, spaces=None, inference_only=False, **kwargs):
+        spec = super().get_multi_rl_module_spec(
+            env=env, spaces=spaces, inference_only=inference_only, **kwargs
+        )
+        if self.central_critic:  # Size each value head's global-state input.
+            size = global_state_space(_agent_observation_spaces(env, spaces)).shape[0]
+            for module_spec in spec.rl_module_specs.values():
+                module_spec.model_config = {
+                    **(module_spec.model_config or {}),
+                    GLOBAL_STATE_SIZE_KEY: size,
+                }
+        return spec
+
+    def build_learner_connector(self, input_observation_space, input_action_space, device=None):
+        pipeline = super().build_learner_connector(
+            input_observation_space=input_observation_space,
+            input_action_space=input_action_space,
+            device=device,
+        )
+        if self.central_critic:  # Before RLlib cuts and pads the columns into sequences.
+            pipeline.insert_before("AddTimeDimToBatchAndZeroPad", AddGlobalState())
+        return pipeline
 
     def validate(self) -> None:
         """PPO's checks, plus RL²'s; wraps the env in trials (see the module docstring)."""
         self._validate_rl2_settings()
         super().validate()
         self._ensure_metrics_callback()
+        if self.central_critic and not self.is_multi_agent:
+            raise ValueError(
+                "RL2's central_critic=True gives each agent's value head the whole team's "
+                "observations, for multi-agent envs; with one agent leave it False."
+            )
         trial_env = self._wrap_env()
         self._validate_recurrent_model(trial_env)
 
@@ -329,6 +375,20 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
             specs = spec.rl_module_specs
             return list(specs.values()) if isinstance(specs, dict) else [specs]
         return [spec]
+
+
+def _agent_observation_spaces(env: Any, spaces: dict | None) -> dict:
+    """Each agent's (trial) observation space, from an EnvRunner's spaces or a trial env."""
+    single = (spaces or {}).get(INPUT_ENV_SINGLE_SPACES)
+    if single is not None and isinstance(single[0], gym.spaces.Dict):
+        return dict(single[0].spaces)
+    found = getattr(env, "observation_spaces", None)
+    if isinstance(found, dict):
+        return dict(found)
+    raise ValueError(
+        "RL2's central critic needs the env's per-agent observation spaces; got neither an "
+        "EnvRunner's spaces nor a multi-agent env."
+    )
 
 
 class RL2(CheckedCheckpointMixin, PPO):

@@ -6,13 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from rllib_marl_meta.algorithms.central_value import GLOBAL_STATE
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, episode_advantages
-from rllib_marl_meta.algorithms.maml.torch.central_value import (
-    CENTRAL_VALUE_MODULE_ID,
-    GLOBAL_STATE,
-    global_states,
-)
+from rllib_marl_meta.algorithms.maml.torch.central_value import CENTRAL_VALUE_MODULE_ID
 
 
 def central_value_config(**training) -> MAMLConfig:
@@ -26,18 +23,6 @@ def central_value_config(**training) -> MAMLConfig:
         .debugging(seed=3)
         .training(baseline="central_value", **settings | training)
     )
-
-
-def test_global_state_is_every_agents_observation_then_the_agents_one_hot():
-    observations = {"b": np.array([[3.0], [4.0]]), "a": np.array([[1.0, 2.0], [5.0, 6.0]])}
-    states = global_states(observations)
-    np.testing.assert_array_equal(states["a"], [[1, 2, 3, 1, 0], [5, 6, 4, 1, 0]])
-    np.testing.assert_array_equal(states["b"], [[1, 2, 3, 0, 1], [5, 6, 4, 0, 1]])
-
-
-def test_global_state_needs_every_agent_at_every_step():
-    with pytest.raises(ValueError, match=r"every agent to act at every step.*baseline='value'"):
-        global_states({"a": np.zeros((3, 2)), "b": np.zeros((2, 2))})
 
 
 def test_central_value_is_rejected_for_a_single_agent_env(ray_session):
