@@ -264,6 +264,17 @@ class RL2Config(CheckedSettingsMixin, PPOConfig):
                 "RL2's central_critic=True gives each agent's value head the whole team's "
                 "observations, for multi-agent envs; with one agent leave it False."
             )
+        custom = [
+            s.module_class.__name__
+            for s in self._module_specs()
+            if s.module_class is not None and not issubclass(s.module_class, RL2CentralCriticModule)
+        ]
+        if self.central_critic and custom:
+            raise ValueError(
+                f"RL2's central_critic=True needs RL2's own module, but the rl_module_spec "
+                f"names {custom}. Drop the custom module classes, or subclass "
+                "RL2CentralCriticModule."
+            )
         trial_env = self._wrap_env()
         self._validate_recurrent_model(trial_env)
 

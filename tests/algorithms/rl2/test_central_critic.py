@@ -39,6 +39,19 @@ def test_central_critic_needs_a_multi_agent_env(ray_session):
         config.validate()
 
 
+def test_central_critic_rejects_a_custom_module_class(ray_session):
+    from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import (
+        DefaultPPOTorchRLModule,
+    )
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    config = central_critic_config().rl_module(
+        rl_module_spec=RLModuleSpec(module_class=DefaultPPOTorchRLModule)
+    )
+    with pytest.raises(ValueError, match="central_critic=True needs RL2's own module"):
+        config.validate()
+
+
 def test_value_reads_the_global_state_and_ppo_trains_the_central_head(ray_session):
     algo = central_critic_config().build_algo()
     try:
