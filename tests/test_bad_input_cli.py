@@ -355,6 +355,8 @@ ENV_CASES = [
     ("MPESpread", {"N": True}, r"'N' must be an integer >= 1, got True"),
     ("MPESpread", {"local_ratio": 2}, r"'local_ratio' must be a finite number in \[0, 1\], got 2"),
     ("MPESpread", {"continuous_actions": 1}, r"'continuous_actions' must be true or false"),
+    ("PartnerNavigation", {"partner_delay": -1}, r"'partner_delay' must be an integer >= 0"),
+    ("PartnerNavigation", {"landmark_range": 0}, r"'landmark_range' must be a finite number > 0"),
 ]
 
 

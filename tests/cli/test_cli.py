@@ -258,7 +258,7 @@ def write(tmp_path, text: str) -> str:
         (GOOD.replace("meta_batch_size", "inner_rl"), "Did you mean 'inner_lr'?"),
         (
             GOOD + "    baseline: median\n",
-            "`baseline` must be one of 'linear', 'value'; got 'median'",
+            "`baseline` must be one of 'linear', 'value', 'central_value'; got 'median'",
         ),
         (GOOD + "  bad: [1, 2\n", "Malformed YAML in"),
         (GOOD + "  bad: [1, 2\n", "line 9, column 1"),
