@@ -8,6 +8,10 @@ Methods (all adapted with the same inner update: ``K`` vanilla policy-gradient s
   new task every episode), then fine-tuned with the same K steps;
 - ``random init``: the untrained network, fine-tuned with the same K steps.
 
+With ``--rl2`` (envs in ``RL2_SETTINGS``), RL² trains for the same budget on trials of
+``episodes_per_trial`` inner episodes of one task and is meta-tested on the same held-out tasks:
+its adaptation is the return of inner episode 2 minus episode 1, with no gradient step.
+
 Prints the mean ± standard error over ``--test-tasks`` held-out tasks of the return before
 adaptation and after each of K = 1..``--max-steps`` steps.
 
@@ -17,6 +21,7 @@ adaptation and after each of K = 1..``--max-steps`` steps.
     python bench/maml_learning.py --env MetaWorldML1 --budget 300000 --max-steps 1
     python bench/maml_learning.py --env MetaWorldML1 --env-config '{"env_name": "push-v3"}'
     python bench/maml_learning.py --env HalfCheetahDirection --budget 3000000 --max-steps 2
+    python bench/maml_learning.py --env PointNavigation2D --max-steps 1 --rl2
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ray.tune.registry import register_env
 
 import rllib_marl_meta  # noqa: F401
 from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.algorithms.rl2 import RL2Config
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.meta_learner import MetaTestResult
 from rllib_marl_meta.tasks import NewTaskEachEpisode
@@ -69,6 +75,18 @@ SETTINGS = {
         0.1,
     ),
 }
+# RL²'s settings: the env's episodes make up trials of `episodes_per_trial`; a trial is cut into
+# `max_seq_len` sequences for backprop through time. GRU 64 (the default).
+RL2_SETTINGS = {
+    "PointNavigation2D": dict(
+        episodes_per_trial=2,
+        max_seq_len=40,
+        lr=1e-3,
+        train_batch_size_per_learner=4000,
+        minibatch_size=1000,
+        num_epochs=5,
+    ),
+}
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
 
 
@@ -99,6 +117,27 @@ def pretrained_ppo_weights(env: str, budget: int, seed: int) -> tuple[dict, int]
     return trained_weights(config, budget)
 
 
+def rl2_result(env: str, args: argparse.Namespace) -> tuple[MetaTestResult, int, float]:
+    """RL² trained for the budget; its meta-test on the held-out tasks, steps, wall seconds."""
+    config = (
+        RL2Config()
+        .environment(env, env_config=SETTINGS[env][0])
+        .env_runners(num_env_runners=1, num_envs_per_env_runner=8)
+        .debugging(seed=args.seed)
+        .training(**RL2_SETTINGS[env])
+    )
+    algo = config.build_algo()
+    try:
+        start = time.perf_counter()
+        steps = train_until(algo, args.budget)
+        seconds = time.perf_counter() - start
+        # As many trials per task as MAML has episodes per task at each point of its curve.
+        trials = SETTINGS[env][1]["episodes_per_task"]
+        return algo.meta_test(args.test_tasks, seed=1, trials_per_task=trials), steps, seconds
+    finally:
+        algo.stop()
+
+
 def row(name: str, steps: int, result: MetaTestResult) -> str:
     cells = " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(result.mean, result.stderr))
     line = f"| {name} | {steps:,} | {cells} | {gain_ci95(result.returns)} |"
@@ -109,7 +148,8 @@ def row(name: str, steps: int, result: MetaTestResult) -> str:
 
 
 def gain_ci95(per_point: list[list[float]]) -> str:
-    """adapt_1 minus pre, paired by task: mean [95% confidence interval, Student's t]."""
+    """Point 2 minus point 1 (adapt_1 - pre; RL²: episode_2 - episode_1), paired by task:
+    mean [95% confidence interval, Student's t]."""
     from scipy import stats
 
     gains = np.subtract(per_point[1], per_point[0])
@@ -126,7 +166,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inner-lr", type=float, help="override the setting's inner_lr")
     parser.add_argument("--env-config", type=json.loads, default={}, help="JSON, merged in")
+    parser.add_argument("--rl2", action="store_true", help="also train and meta-test RL²")
     args = parser.parse_args()
+    if args.rl2 and args.env not in RL2_SETTINGS:
+        parser.error(f"--rl2: no RL² setting for {args.env}; one of {sorted(RL2_SETTINGS)}")
     SETTINGS[args.env][0].update(args.env_config)  # Both methods read the env's settings here.
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
@@ -148,6 +191,8 @@ def main() -> None:
         rows.append(row("pretrained PPO + K steps", ppo_steps, pretrained))
     finally:
         maml.stop()
+    if args.rl2:
+        rl2, rl2_steps, rl2_seconds = rl2_result(args.env, args)
 
     labels = " | ".join(random_init.labels)
     print(f"{args.env}: {args.test_tasks} held-out tasks, mean ± s.e. of task returns")
@@ -158,6 +203,12 @@ def main() -> None:
     print("|" + " --- |" * (3 + len(random_init.labels) + len(success)))
     print("\n".join(rows))
     print(f"training wall time: MAML {maml_seconds:.0f} s, PPO {ppo_seconds:.0f} s")
+    if args.rl2:
+        header = f"| method | training env steps | {' | '.join(rl2.labels)} |"
+        print(f"\n{header} episode_2 − episode_1, 95% CI |")
+        print("|" + " --- |" * (3 + len(rl2.labels)))
+        print(row("RL² (inner episodes)", rl2_steps, rl2))
+        print(f"training wall time: RL² {rl2_seconds:.0f} s")
 
 
 if __name__ == "__main__":

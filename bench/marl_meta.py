@@ -371,12 +371,16 @@ def main() -> None:
     parser.add_argument(
         "--rl2-central-critic", action="store_true", help="RL² value heads see the global state"
     )
+    parser.add_argument(
+        "--rl2-config", type=json.loads, default={}, help="JSON, merged into the RL² setting"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     setting = SETTINGS[args.env]
     setting.env_config.update(args.env_config)
+    setting.rl2.update(args.rl2_config)
     for name in ("inner_lr", "episodes_per_task", "meta_batch_size"):
         if getattr(args, name) is not None:
             setting.maml[name] = getattr(args, name)
