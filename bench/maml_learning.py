@@ -8,7 +8,7 @@ Methods (all adapted with the same inner update: ``K`` vanilla policy-gradient s
   new task every episode), then fine-tuned with the same K steps;
 - ``random init``: the untrained network, fine-tuned with the same K steps.
 
-With ``--rl2`` (envs in ``RL2_SETTINGS``), RL² trains for the same budget on trials of
+With ``--rl2`` (envs in ``RL2_SETTINGS``; ``--rl2-only`` skips MAML and PPO), RL² trains for the same budget on trials of
 ``episodes_per_trial`` inner episodes of one task and is meta-tested on the same held-out tasks:
 its adaptation is the return of inner episode 2 minus episode 1, with no gradient step.
 
@@ -22,6 +22,7 @@ adaptation and after each of K = 1..``--max-steps`` steps.
     python bench/maml_learning.py --env MetaWorldML1 --env-config '{"env_name": "push-v3"}'
     python bench/maml_learning.py --env HalfCheetahDirection --budget 3000000 --max-steps 2
     python bench/maml_learning.py --env PointNavigation2D --max-steps 1 --rl2
+    python bench/maml_learning.py --env MetaWorldML1 --rl2-only --budget 1000000
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ import numpy as np
 import ray
 from _training import train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.connectors.env_to_module import MeanStdFilter
 from ray.tune.registry import register_env
 
 import rllib_marl_meta  # noqa: F401
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.rl2 import RL2Config
+from rllib_marl_meta.algorithms.rl2.callbacks import trial_episode_key
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.meta_learner import MetaTestResult
 from rllib_marl_meta.tasks import NewTaskEachEpisode
@@ -76,15 +79,47 @@ SETTINGS = {
     ),
 }
 # RL²'s settings: the env's episodes make up trials of `episodes_per_trial`; a trial is cut into
-# `max_seq_len` sequences for backprop through time. GRU 64 (the default).
+# `max_seq_len` sequences for backprop through time. GRU 64 (the default). `model_config` goes to
+# `rl_module()`; `normalize_observations` adds RLlib's MeanStdFilter (it also scales the previous
+# reward that RL² observes).
 RL2_SETTINGS = {
     "PointNavigation2D": dict(
-        episodes_per_trial=2,
-        max_seq_len=40,
-        lr=1e-3,
-        train_batch_size_per_learner=4000,
-        minibatch_size=1000,
-        num_epochs=5,
+        training=dict(
+            episodes_per_trial=2,
+            max_seq_len=40,
+            lr=1e-3,
+            train_batch_size_per_learner=4000,
+            minibatch_size=1000,
+            num_epochs=5,
+        ),
+    ),
+    # RLlib's tuned Pendulum PPO (lr 3e-4, gamma 0.95, 6 epochs, observation filter), with a
+    # separate critic GRU and no value clipping: returns reach -1,500.
+    "PendulumMass": dict(
+        training=dict(
+            episodes_per_trial=2,
+            max_seq_len=100,
+            lr=3e-4,
+            gamma=0.95,
+            vf_clip_param=1e5,
+            train_batch_size_per_learner=4000,
+            minibatch_size=500,
+            num_epochs=6,
+        ),
+        model_config={"vf_share_layers": False},
+        normalize_observations=True,
+    ),
+    # Meta-World rewards reach 10 per step: a separate critic GRU, PPO's lr of this bench.
+    "MetaWorldML1": dict(
+        training=dict(
+            episodes_per_trial=2,
+            max_seq_len=150,
+            lr=3e-4,
+            train_batch_size_per_learner=6000,
+            minibatch_size=1500,
+            num_epochs=5,
+        ),
+        model_config={"vf_share_layers": False},
     ),
 }
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
@@ -118,18 +153,36 @@ def pretrained_ppo_weights(env: str, budget: int, seed: int) -> tuple[dict, int]
 
 
 def rl2_result(env: str, args: argparse.Namespace) -> tuple[MetaTestResult, int, float]:
-    """RL² trained for the budget; its meta-test on the held-out tasks, steps, wall seconds."""
+    """RL² trained for the budget; its meta-test on the held-out tasks, steps, wall seconds.
+
+    Prints the training curve (the return of each inner episode, and the trial's adaptation)
+    every 10 iterations.
+    """
+    setting = RL2_SETTINGS[env]
+    runners = dict(num_env_runners=1, num_envs_per_env_runner=8)
+    if setting.get("normalize_observations"):
+        runners["env_to_module_connector"] = lambda *_, **__: MeanStdFilter()
     config = (
         RL2Config()
         .environment(env, env_config=SETTINGS[env][0])
-        .env_runners(num_env_runners=1, num_envs_per_env_runner=8)
+        .env_runners(**runners)
+        .rl_module(model_config=setting.get("model_config", {}))
         .debugging(seed=args.seed)
-        .training(**RL2_SETTINGS[env])
+        .training(**setting["training"])
     )
     algo = config.build_algo()
     try:
-        start = time.perf_counter()
-        steps = train_until(algo, args.budget)
+        start, steps, iteration = time.perf_counter(), 0, 0
+        while steps < args.budget:
+            runners_result = algo.train()["env_runners"]
+            steps, iteration = int(runners_result["num_env_steps_sampled_lifetime"]), iteration + 1
+            if iteration % 10 == 0:
+                episodes = [
+                    runners_result.get(trial_episode_key(i), float("nan"))
+                    for i in range(1, config.episodes_per_trial + 1)
+                ]
+                curve = " ".join(f"{r:.2f}" for r in episodes)
+                print(f"RL² {steps:,} steps: inner episodes {curve}", flush=True)
         seconds = time.perf_counter() - start
         # As many trials per task as MAML has episodes per task at each point of its curve.
         trials = SETTINGS[env][1]["episodes_per_task"]
@@ -157,22 +210,8 @@ def gain_ci95(per_point: list[list[float]]) -> str:
     return f"{gains.mean():+.2f} [{gains.mean() - half:+.2f}, {gains.mean() + half:+.2f}]"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", choices=sorted(SETTINGS), default="PointNavigation2D")
-    parser.add_argument("--budget", type=int, default=150_000, help="env steps per method")
-    parser.add_argument("--test-tasks", type=int, default=20)
-    parser.add_argument("--max-steps", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--inner-lr", type=float, help="override the setting's inner_lr")
-    parser.add_argument("--env-config", type=json.loads, default={}, help="JSON, merged in")
-    parser.add_argument("--rl2", action="store_true", help="also train and meta-test RL²")
-    args = parser.parse_args()
-    if args.rl2 and args.env not in RL2_SETTINGS:
-        parser.error(f"--rl2: no RL² setting for {args.env}; one of {sorted(RL2_SETTINGS)}")
-    SETTINGS[args.env][0].update(args.env_config)  # Both methods read the env's settings here.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-
+def maml_rows(args: argparse.Namespace) -> None:
+    """Trains MAML and pretrained PPO; prints their table with random init's."""
     rows = []
     maml = maml_config(args.env, args.seed, args.inner_lr).build_algo()
     try:
@@ -191,9 +230,6 @@ def main() -> None:
         rows.append(row("pretrained PPO + K steps", ppo_steps, pretrained))
     finally:
         maml.stop()
-    if args.rl2:
-        rl2, rl2_steps, rl2_seconds = rl2_result(args.env, args)
-
     labels = " | ".join(random_init.labels)
     print(f"{args.env}: {args.test_tasks} held-out tasks, mean ± s.e. of task returns")
     success = [f"success {label}" for label in random_init.labels] if random_init.success else []
@@ -203,10 +239,36 @@ def main() -> None:
     print("|" + " --- |" * (3 + len(random_init.labels) + len(success)))
     print("\n".join(rows))
     print(f"training wall time: MAML {maml_seconds:.0f} s, PPO {ppo_seconds:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", choices=sorted(SETTINGS), default="PointNavigation2D")
+    parser.add_argument("--budget", type=int, default=150_000, help="env steps per method")
+    parser.add_argument("--test-tasks", type=int, default=20)
+    parser.add_argument("--max-steps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--inner-lr", type=float, help="override the setting's inner_lr")
+    parser.add_argument("--env-config", type=json.loads, default={}, help="JSON, merged in")
+    parser.add_argument("--rl2", action="store_true", help="also train and meta-test RL²")
+    parser.add_argument("--rl2-only", action="store_true", help="RL² alone (no MAML, no PPO)")
+    args = parser.parse_args()
+    args.rl2 = args.rl2 or args.rl2_only
+    if args.rl2 and args.env not in RL2_SETTINGS:
+        parser.error(f"--rl2: no RL² setting for {args.env}; one of {sorted(RL2_SETTINGS)}")
+    SETTINGS[args.env][0].update(args.env_config)  # Both methods read the env's settings here.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+    if not args.rl2_only:
+        maml_rows(args)
     if args.rl2:
-        header = f"| method | training env steps | {' | '.join(rl2.labels)} |"
-        print(f"\n{header} episode_2 − episode_1, 95% CI |")
-        print("|" + " --- |" * (3 + len(rl2.labels)))
+        rl2, rl2_steps, rl2_seconds = rl2_result(args.env, args)
+        columns = [*rl2.labels, "episode_2 − episode_1, 95% CI"]
+        if rl2.success:
+            columns += [f"success {label}" for label in rl2.labels]
+            columns += ["success episode_2 − episode_1, 95% CI"]
+        print(f"\n| method | training env steps | {' | '.join(columns)} |")
+        print("|" + " --- |" * (2 + len(columns)))
         print(row("RL² (inner episodes)", rl2_steps, rl2))
         print(f"training wall time: RL² {rl2_seconds:.0f} s")
 
