@@ -8,9 +8,10 @@ Methods (all adapted with the same inner update: ``K`` vanilla policy-gradient s
   new task every episode), then fine-tuned with the same K steps;
 - ``random init``: the untrained network, fine-tuned with the same K steps.
 
-With ``--rl2`` (envs in ``RL2_SETTINGS``; ``--rl2-only`` skips MAML and PPO), RL² trains for the same budget on trials of
-``episodes_per_trial`` inner episodes of one task and is meta-tested on the same held-out tasks:
-its adaptation is the return of inner episode 2 minus episode 1, with no gradient step.
+With ``--rl2`` (envs in ``RL2_SETTINGS``; ``--rl2-only`` skips MAML and PPO), RL² trains for
+the same budget on trials of ``episodes_per_trial`` inner episodes of one task and is
+meta-tested on the same held-out tasks: its adaptation is the return of inner episode 2 minus
+episode 1, with no gradient step.
 
 Prints the mean ± standard error over ``--test-tasks`` held-out tasks of the return before
 adaptation and after each of K = 1..``--max-steps`` steps.
