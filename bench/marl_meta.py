@@ -289,16 +289,19 @@ def rl2_algo(
     central_critic: bool = False,
 ):
     trial_steps = setting.horizon * episodes_per_trial
+    training = dict(setting.rl2)
+    model_config = training.pop("model_config", {})  # For `rl_module()`, not `training()`.
     config = (
         RL2Config()
         .environment(env, env_config=setting.env_config)
         .env_runners(num_env_runners=0, num_envs_per_env_runner=8)
+        .rl_module(model_config=model_config)
         .debugging(seed=seed)
         .training(
             episodes_per_trial=episodes_per_trial,
             max_seq_len=trial_steps,
             central_critic=central_critic,
-            **setting.rl2,
+            **training,
         )
     )
     return per_agent(config, agents).build_algo()
@@ -372,7 +375,10 @@ def main() -> None:
         "--rl2-central-critic", action="store_true", help="RL² value heads see the global state"
     )
     parser.add_argument(
-        "--rl2-config", type=json.loads, default={}, help="JSON, merged into the RL² setting"
+        "--rl2-config",
+        type=json.loads,
+        default={},
+        help="JSON, merged into the RL² setting (training keys, and `model_config`)",
     )
     args = parser.parse_args()
 
