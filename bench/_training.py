@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 
-def train_until(algo, budget: int) -> int:
-    """Calls ``algo.train()`` until ``budget`` env steps are sampled; the steps sampled."""
-    steps = 0
+def train_until(algo, budget: int, on_result=None) -> int:
+    """Calls ``algo.train()`` until ``budget`` env steps are sampled; the steps sampled.
+
+    ``on_result(iteration, result)``, if given, sees each iteration's result (1-based).
+    """
+    steps, iteration = 0, 0
     while steps < budget:
-        steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+        result, iteration = algo.train(), iteration + 1
+        steps = int(result["env_runners"]["num_env_steps_sampled_lifetime"])
+        if on_result is not None:
+            on_result(iteration, result)
     return steps
 
 

@@ -171,19 +171,21 @@ def rl2_result(env: str, args: argparse.Namespace) -> tuple[MetaTestResult, int,
         .debugging(seed=args.seed)
         .training(**setting["training"])
     )
+
+    def print_curve(iteration: int, result: dict) -> None:
+        if iteration % 10 == 0:
+            metrics = result["env_runners"]
+            curve = " ".join(
+                f"{metrics.get(trial_episode_key(i), float('nan')):.2f}"
+                for i in range(1, config.episodes_per_trial + 1)
+            )
+            steps = int(metrics["num_env_steps_sampled_lifetime"])
+            print(f"RL² {steps:,} steps: inner episodes {curve}", flush=True)
+
     algo = config.build_algo()
     try:
-        start, steps, iteration = time.perf_counter(), 0, 0
-        while steps < args.budget:
-            runners_result = algo.train()["env_runners"]
-            steps, iteration = int(runners_result["num_env_steps_sampled_lifetime"]), iteration + 1
-            if iteration % 10 == 0:
-                episodes = [
-                    runners_result.get(trial_episode_key(i), float("nan"))
-                    for i in range(1, config.episodes_per_trial + 1)
-                ]
-                curve = " ".join(f"{r:.2f}" for r in episodes)
-                print(f"RL² {steps:,} steps: inner episodes {curve}", flush=True)
+        start = time.perf_counter()
+        steps = train_until(algo, args.budget, print_curve)
         seconds = time.perf_counter() - start
         # As many trials per task as MAML has episodes per task at each point of its curve.
         trials = SETTINGS[env][1]["episodes_per_task"]
