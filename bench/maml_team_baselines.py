@@ -51,7 +51,7 @@ def inner_gradient(algo, task, seed: int) -> np.ndarray:
     learner = algo.learner_group._learner  # Local Learner (num_learners = 0).
     algo._sample_and_adapt([task], num_steps=0, seed=seed, log_metrics=False)
     theta = learner._meta_parameters()
-    adapted = learner._adapt_one_step(None, learner._task_batches[0][0])
+    (adapted,) = learner._adapt_tasks([None], [learner._task_batches[0][0]])
     learner.clear_tasks()
     parts = [
         ((theta[mid][name] - adapted[mid][name]) / algo.config.inner_lr).detach().flatten()

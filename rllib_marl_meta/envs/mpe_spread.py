@@ -42,6 +42,12 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
     positions from every agent's observation, so that the layout is hidden, as the goal is in
     the MAML paper's navigation tasks, and the team has something to adapt to: it then sees
     its own velocity and position, the other agents and their messages.
+
+    ``spawn_range`` (default None: mpe2's own spawn, uniform in ``[-1, 1]^2``) starts every
+    agent uniformly in ``[-spawn_range, spawn_range]^2`` instead; a small value starts the team
+    near the origin, as in the MAML paper's navigation tasks and ``CooperativeNavigation``, so
+    that where to go depends on the hidden layout only, not on where each agent happened to
+    start.
     """
 
     CONFIG_KEYS = {
@@ -55,6 +61,7 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
         "damping_range": interval((0.1, 0.5), minimum=0.0, maximum=1.0),
         "damping": number(None, minimum=0.0, maximum=1.0, optional=True),
         "observe_landmarks": flag(True),
+        "spawn_range": number(None, minimum=0.0, optional=True),
         "task": task_key(),
     }
 
@@ -81,6 +88,7 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
             damping=TaskField(*task_range(config, "damping")),
         )
         self._n = n
+        self._spawn_range = config["spawn_range"]
         # mpe2's observation: own velocity (2), own position (2), the landmarks relative to the
         # agent (2 N), the other agents, their messages. Hidden landmarks drop the third part.
         self._landmark_columns = None if config["observe_landmarks"] else np.arange(4, 4 + 2 * n)
@@ -124,6 +132,11 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
         obs, infos = self.env.reset(seed=seed, options=inner_options(options))
         # mpe2's reset_world drew fresh landmarks: put the task's back and observe again.
         self._place_landmarks()
+        if self._spawn_range is not None:
+            for agent in self.world.agents:
+                agent.state.p_pos = self.np_random.uniform(
+                    -self._spawn_range, self._spawn_range, size=2
+                )
         raw = self.env.unwrapped
         positions = np.array([e.state.p_pos for e in self.world.entities])
         raw.original_cam_range = float(np.max(np.abs(positions)))  # Used by render().

@@ -113,3 +113,22 @@ def test_hidden_landmarks_pass_the_parallel_api_test():
     from pettingzoo.test import parallel_api_test
 
     parallel_api_test(MPESpread({"observe_landmarks": False}), num_cycles=50)
+
+
+def test_spawn_range_starts_the_team_near_the_origin():
+    """`spawn_range` moves where agents start (and what they observe), nothing else."""
+    near = MPESpread({"spawn_range": 0.1, "observe_landmarks": False})
+    default = MPESpread({"observe_landmarks": False})
+    for seed in range(5):
+        obs, _ = near.reset(seed=seed, options={"task": _task()})
+        positions = np.array([agent.state.p_pos for agent in near.world.agents])
+        assert np.abs(positions).max() <= 0.1
+        for agent, position in zip(near.agents, positions):
+            np.testing.assert_allclose(obs[agent][2:4], position)  # mpe2: own position
+        np.testing.assert_allclose(
+            [lm.state.p_pos for lm in near.world.landmarks], LANDMARKS, atol=1e-12
+        )
+    default.reset(seed=0, options={"task": _task()})
+    assert np.abs([agent.state.p_pos for agent in default.world.agents]).max() > 0.1
+    with pytest.raises(ValueError, match="spawn_range"):
+        MPESpread({"spawn_range": -1.0})

@@ -78,9 +78,13 @@ class MAMLLearner(Learner, abc.ABC):
     def adapt(self, task_ids: list[int]) -> dict[int, dict[ModuleID, dict[str, Any]]]:
         """One inner step per task on its latest batch; returns EnvRunner (inference) weights."""
         weights = {}
-        for task_id in task_ids:
-            latest = self._task_batches[task_id][-1]
-            params = self._adapt_one_step(self._adapted_params.get(task_id), latest)
+        if not task_ids:
+            return weights
+        adapted = self._adapt_tasks(
+            [self._adapted_params.get(task_id) for task_id in task_ids],
+            [self._task_batches[task_id][-1] for task_id in task_ids],
+        )
+        for task_id, params in zip(task_ids, adapted, strict=True):
             bad = self._non_finite_names(params)
             if bad:
                 raise FloatingPointError(
@@ -183,8 +187,9 @@ class MAMLLearner(Learner, abc.ABC):
         """The trainable meta-parameters, per module."""
 
     @abc.abstractmethod
-    def _adapt_one_step(self, params: Any | None, batch: Any) -> Any:
-        """One inner update from ``params`` (``None`` means the meta-parameters)."""
+    def _adapt_tasks(self, params: list[Any | None], batches: list[Any]) -> list[Any]:
+        """One inner update per task, all tasks at once: task ``i`` steps from ``params[i]``
+        (``None`` means the meta-parameters) on ``batches[i]``."""
 
     @abc.abstractmethod
     def _inference_weights(self, params: Any) -> dict[ModuleID, dict[str, Any]]:

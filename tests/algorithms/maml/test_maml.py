@@ -9,7 +9,12 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, LEARNER_RESULTS, NUM_ENV
 
 from rllib_marl_meta.algorithms.maml import MAML
 from rllib_marl_meta.algorithms.maml.advantages import ADVANTAGES, EPISODE_INDEX
-from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import outer_loss, task_meta_loss
+from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import (
+    meta_loss,
+    outer_loss,
+    repeat_params,
+    stack_tasks,
+)
 from tests.algorithms.maml.test_meta_gradient import fake_batch, tiny_module
 
 
@@ -122,12 +127,13 @@ def test_outer_loss_is_taken_on_post_adaptation_data():
     module = tiny_module(11)
     pre, post = fake_batch(module, 1), fake_batch(module, 2)
     post[ADVANTAGES] = post[ADVANTAGES] + 3.0  # Make the two batches' losses far apart.
-    theta = {"p": dict(module.named_parameters())}
+    theta = repeat_params({"p": dict(module.named_parameters())}, 1)
     kwargs = dict(clip_param=0.2, kl_coeff=0.1, entropy_coeff=0.0)
-    loss, _ = task_meta_loss(
+    pre_rows, post_rows = stack_tasks([{"p": pre}]), stack_tasks([{"p": post}])
+    loss, _ = meta_loss(
         {"p": module},
         theta,
-        [{"p": pre}, {"p": post}],
+        [pre_rows, post_rows],
         inner_lr=0.0,
         second_order=True,
         adapt_module_ids=["p"],
@@ -136,10 +142,10 @@ def test_outer_loss_is_taken_on_post_adaptation_data():
         kl_coeffs={"p": 0.1},
         entropy_coeff=0.0,
     )
-    on_post, _ = outer_loss(module, theta["p"], post, **kwargs)
-    on_pre, _ = outer_loss(module, theta["p"], pre, **kwargs)
+    on_post, _ = outer_loss(module, theta["p"], post_rows["p"], **kwargs)
+    on_pre, _ = outer_loss(module, theta["p"], pre_rows["p"], **kwargs)
     torch.testing.assert_close(loss, on_post)
-    assert abs(float(on_post - on_pre)) > 1.0
+    assert abs(float((on_post - on_pre).detach())) > 1.0
 
 
 def test_tune_runs_maml_by_registered_name_and_by_class(maml_config, tmp_path):

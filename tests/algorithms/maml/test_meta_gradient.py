@@ -24,7 +24,9 @@ from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import (
     INNER_LOSSES,
     inner_loss,
     inner_update,
-    task_meta_loss,
+    meta_loss,
+    repeat_params,
+    stack_tasks,
 )
 
 INNER_LR = 0.5
@@ -44,13 +46,13 @@ def tiny_module(seed: int) -> DefaultPPOTorchRLModule:
     ).build()
 
 
-def fake_batch(module, seed: int) -> dict[str, torch.Tensor]:
+def fake_batch(module, seed: int, rows: int = N) -> dict[str, torch.Tensor]:
     """A batch as the learner connector builds it, sampled from ``module`` itself.
 
-    Its ``N`` steps form episodes of random lengths between 1 and 12.
+    Its ``rows`` steps form episodes of random lengths between 1 and 12.
     """
     g = torch.Generator().manual_seed(seed)
-    obs = torch.randn(N, 3, generator=g)
+    obs = torch.randn(rows, 3, generator=g)
     with torch.no_grad():
         logits = module.forward_train({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
         # Perturb the "sampling" logits so the post-adaptation ratios differ from 1.
@@ -62,14 +64,14 @@ def fake_batch(module, seed: int) -> dict[str, torch.Tensor]:
         Columns.ACTIONS: actions,
         Columns.ACTION_LOGP: logp,
         Columns.ACTION_DIST_INPUTS: logits,
-        ADVANTAGES: torch.randn(N, generator=g),
-        EPISODE_INDEX: episode_index(torch.randint(1, 13, (N,), generator=g)),
+        ADVANTAGES: torch.randn(rows, generator=g),
+        EPISODE_INDEX: episode_index(torch.randint(1, 13, (rows,), generator=g)),
     }
 
 
 def episode_index(lengths: torch.Tensor) -> torch.Tensor:
-    """``[0] * lengths[0] + [1] * lengths[1] + ...``, cut at ``N`` steps."""
-    return torch.searchsorted(lengths.cumsum(0), torch.arange(N), right=True)
+    """``[0] * lengths[0] + [1] * lengths[1] + ...``, cut at ``len(lengths)`` steps."""
+    return torch.searchsorted(lengths.cumsum(0), torch.arange(len(lengths)), right=True)
 
 
 # --- Independent reference -------------------------------------------------------------------
@@ -138,6 +140,16 @@ def ref_meta_gradient(module, batches, first_order, estimator="pg"):
 # --- Package under test ----------------------------------------------------------------------
 
 
+def one_task(params: dict) -> dict:
+    """One module's parameters as those of a single task (a leading task dimension of 1)."""
+    return {name: p.unsqueeze(0) for name, p in params.items()}
+
+
+def rows_of(batch: dict, mid: str = "p"):
+    """One module's batch as the rows of a single task."""
+    return stack_tasks([{mid: batch}])[mid]
+
+
 def package_meta_gradient(
     modules,
     batches,
@@ -148,10 +160,10 @@ def package_meta_gradient(
     kl_coeff=KL_COEFF,
 ):
     theta = {mid: dict(m.named_parameters()) for mid, m in modules.items()}
-    loss, _ = task_meta_loss(
+    loss, _ = meta_loss(
         modules,
-        theta,
-        batches,
+        repeat_params(theta, 1),
+        [stack_tasks([batch]) for batch in batches],
         inner_lr=inner_lr,
         second_order=second_order,
         adapt_module_ids=adapt or list(modules),
@@ -161,7 +173,7 @@ def package_meta_gradient(
         entropy_coeff=0.0,
     )
     flat = [(mid, n, p) for mid, mp in theta.items() for n, p in mp.items()]
-    grads = torch.autograd.grad(loss, [p for *_, p in flat], allow_unused=True)
+    grads = torch.autograd.grad(loss.sum(), [p for *_, p in flat], allow_unused=True)
     out: dict = {mid: {} for mid in modules}
     for (mid, n, p), g in zip(flat, grads):
         out[mid][n] = torch.zeros_like(p) if g is None else g
@@ -219,13 +231,84 @@ def test_two_modules_match_reference_per_module(estimator):
         assert_grads_close(actual[mid], expected)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+@pytest.mark.parametrize("order", ["second_order", "first_order"])
+def test_tasks_of_different_lengths_in_one_call_match_the_reference_per_task(order, estimator):
+    """Batched over tasks (padded forward, per-task means) == each task's own meta-gradient.
+
+    Three tasks with 64, 17 and 40 rows per step and two modules, where module "b" has no rows
+    in task 1: the gradient of the summed task losses must be the sum of the reference's
+    per-task gradients, and each task's loss its own.
+    """
+    modules = {"a": tiny_module(12), "b": tiny_module(13)}
+    rows = {0: 64, 1: 17, 2: 40}
+    tasks = [
+        [
+            {
+                mid: fake_batch(modules[mid], 100 * t + 10 * step + i, rows[t])
+                for i, mid in enumerate(modules)
+                if not (mid == "b" and t == 1)
+            }
+            for step in range(3)  # K = 2
+        ]
+        for t in rows
+    ]
+    theta = {mid: dict(m.named_parameters()) for mid, m in modules.items()}
+    losses, _ = meta_loss(
+        modules,
+        repeat_params(theta, len(tasks)),
+        [stack_tasks([task[step] for task in tasks]) for step in range(3)],
+        inner_lr=INNER_LR,
+        second_order=order == "second_order",
+        adapt_module_ids=list(modules),
+        estimator=estimator,
+        clip_param=CLIP,
+        kl_coeffs=dict.fromkeys(modules, KL_COEFF),
+        entropy_coeff=0.0,
+    )
+    first_order = order == "first_order"
+    expected_losses = [
+        sum(
+            ref_meta_loss(
+                {n: p.detach() for n, p in theta[mid].items()},
+                modules[mid],
+                [batch[mid] for batch in task],
+                first_order,
+                estimator,
+            )
+            for mid in task[0]
+        )
+        for task in tasks
+    ]
+    torch.testing.assert_close(losses.detach(), torch.stack(expected_losses))
+    for mid, module in modules.items():
+        names = list(theta[mid])
+        actual = dict(
+            zip(
+                names,
+                torch.autograd.grad(
+                    losses.sum(), theta[mid].values(), retain_graph=True, allow_unused=True
+                ),
+            )
+        )
+        expected = [
+            ref_meta_gradient(module, [batch[mid] for batch in task], first_order, estimator)
+            for task in tasks
+            if mid in task[0]
+        ]
+        for name in names:
+            total = sum(g[name] for g in expected)
+            got = torch.zeros_like(total) if actual[name] is None else actual[name]
+            torch.testing.assert_close(got, total, rtol=1e-4, atol=1e-6)
+
+
 # --- DiCE ------------------------------------------------------------------------------------
 
 
 def inner_gradient_and_hvp(module, batch, estimator, vector):
     """The inner loss's gradient and its Hessian times ``vector`` (both per parameter name)."""
     params = dict(module.named_parameters())
-    loss = inner_loss(module, params, batch, estimator)
+    loss = inner_loss(module, one_task(params), rows_of(batch), estimator).sum()
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
     names = [n for n, g in zip(params, grads) if g is not None]  # the value head is unused
     grads = [g for g in grads if g is not None]
@@ -262,7 +345,7 @@ def test_dice_needs_episode_boundaries():
     batch = fake_batch(module, 51)
     del batch[EPISODE_INDEX]
     with pytest.raises(KeyError, match=EPISODE_INDEX):
-        inner_loss(module, dict(module.named_parameters()), batch, "dice")
+        inner_loss(module, one_task(dict(module.named_parameters())), rows_of(batch), "dice")
 
 
 HORIZON = 3
@@ -387,9 +470,10 @@ def test_registry_rejects_unknown_estimator_listing_the_known_ones():
 def test_inner_loss_looks_estimators_up_in_the_registry(monkeypatch):
     module = tiny_module(10)
     batch = fake_batch(module, 52)
-    monkeypatch.setitem(INNER_LOSSES, "mean_logp", lambda logp, batch: logp.mean())
-    loss = inner_loss(module, dict(module.named_parameters()), batch, "mean_logp")
-    logp = ref_log_probs(module, dict(module.named_parameters()), batch)
+    monkeypatch.setitem(INNER_LOSSES, "logp", lambda logp, batch: logp)
+    params = dict(module.named_parameters())
+    (loss,) = inner_loss(module, one_task(params), rows_of(batch), "logp")
+    logp = ref_log_probs(module, params, batch)
     torch.testing.assert_close(loss, logp.gather(-1, batch[Columns.ACTIONS][:, None]).mean())
 
 
@@ -398,11 +482,16 @@ def test_modules_to_adapt_keeps_excluded_modules_at_meta_parameters():
     theta = {mid: dict(m.named_parameters()) for mid, m in modules.items()}
     batch = {mid: fake_batch(modules[mid], 30 + i) for i, mid in enumerate(modules)}
     adapted, _ = inner_update(
-        modules, theta, batch, INNER_LR, create_graph=False, adapt_module_ids=["a"]
+        modules,
+        repeat_params(theta, 1),
+        stack_tasks([batch]),
+        INNER_LR,
+        create_graph=False,
+        adapt_module_ids=["a"],
     )
     for name, p in theta["b"].items():
-        assert torch.equal(adapted["b"][name], p)
-    assert any(not torch.equal(adapted["a"][n], p) for n, p in theta["a"].items())
+        assert torch.equal(adapted["b"][name][0], p)
+    assert any(not torch.equal(adapted["a"][n][0], p) for n, p in theta["a"].items())
 
 
 def test_ray_differentiable_learner_maps_first_modules_gradients_to_every_module():
@@ -431,7 +520,12 @@ def test_ray_differentiable_learner_maps_first_modules_gradients_to_every_module
     assert not any(torch.allclose(ray_grads["b"][n], true_b[n]) for n in used)
     # Ours maps by name: module "b" gets its own gradient.
     adapted, _ = inner_update(
-        modules, params, batch, 1.0, create_graph=False, adapt_module_ids=["a", "b"]
+        modules,
+        repeat_params(params, 1),
+        stack_tasks([batch]),
+        1.0,
+        create_graph=False,
+        adapt_module_ids=["a", "b"],
     )
     for n in used:
-        torch.testing.assert_close(params["b"][n] - adapted["b"][n], true_b[n])
+        torch.testing.assert_close(params["b"][n] - adapted["b"][n][0], true_b[n])
