@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 import ray
-from _training import train_until, trained_weights
+from _training import rl2_curve, train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.connectors.env_to_module import MeanStdFilter
 from ray.tune.registry import register_env
@@ -42,7 +42,6 @@ from ray.tune.registry import register_env
 import rllib_marl_meta  # noqa: F401
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.rl2 import RL2Config
-from rllib_marl_meta.algorithms.rl2.callbacks import trial_episode_key
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.meta_learner import MetaTestResult
 from rllib_marl_meta.tasks import NewTaskEachEpisode
@@ -172,20 +171,10 @@ def rl2_result(env: str, args: argparse.Namespace) -> tuple[MetaTestResult, int,
         .training(**setting["training"])
     )
 
-    def print_curve(iteration: int, result: dict) -> None:
-        if iteration % 10 == 0:
-            metrics = result["env_runners"]
-            curve = " ".join(
-                f"{metrics.get(trial_episode_key(i), float('nan')):.2f}"
-                for i in range(1, config.episodes_per_trial + 1)
-            )
-            steps = int(metrics["num_env_steps_sampled_lifetime"])
-            print(f"RL² {steps:,} steps: inner episodes {curve}", flush=True)
-
     algo = config.build_algo()
     try:
         start = time.perf_counter()
-        steps = train_until(algo, args.budget, print_curve)
+        steps = train_until(algo, args.budget, rl2_curve(config.episodes_per_trial))
         seconds = time.perf_counter() - start
         # As many trials per task as MAML has episodes per task at each point of its curve.
         trials = SETTINGS[env][1]["episodes_per_task"]

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import ray
 import torch
-from _training import train_until, trained_weights
+from _training import rl2_curve, train_until, trained_weights
 from ray.rllib.algorithms.ppo import PPOConfig
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.tune.registry import register_env
@@ -287,6 +287,7 @@ def rl2_algo(
     seed: int,
     episodes_per_trial: int,
     central_critic: bool = False,
+    shared_module: bool = False,
 ):
     trial_steps = setting.horizon * episodes_per_trial
     training = dict(setting.rl2)
@@ -304,6 +305,11 @@ def rl2_algo(
             **training,
         )
     )
+    if shared_module:
+        config = config.multi_agent(
+            policies={"shared"}, policy_mapping_fn=lambda agent_id, episode, **kw: "shared"
+        )
+        return config.build_algo()
     return per_agent(config, agents).build_algo()
 
 
@@ -375,6 +381,11 @@ def main() -> None:
         "--rl2-central-critic", action="store_true", help="RL² value heads see the global state"
     )
     parser.add_argument(
+        "--rl2-shared-module",
+        action="store_true",
+        help="RL²: one module (one GRU) for all agents instead of one per agent",
+    )
+    parser.add_argument(
         "--rl2-config",
         type=json.loads,
         default={},
@@ -425,10 +436,18 @@ def main() -> None:
             maml.stop()
 
     if args.algo in ("rl2", "both"):
-        rl2 = rl2_algo(args.env, setting, agents, args.seed, K + 1, args.rl2_central_critic)
+        rl2 = rl2_algo(
+            args.env,
+            setting,
+            agents,
+            args.seed,
+            K + 1,
+            args.rl2_central_critic,
+            args.rl2_shared_module,
+        )
         try:
             start = time.perf_counter()
-            steps = train_until(rl2, args.budget)
+            steps = train_until(rl2, args.budget, rl2_curve(K + 1))
             seconds = time.perf_counter() - start
             # Several trials per task, so each task's point is a mean over as many episodes
             # as MAML's (``episodes_per_task``).
@@ -437,7 +456,8 @@ def main() -> None:
         finally:
             rl2.stop()
         check_same_tasks(tasks, result.tasks)
-        rows.append(Row("RL² (inner episodes 1..K+1)", steps, result.returns, seconds))
+        name = "RL², one module for all agents" if args.rl2_shared_module else "RL²"
+        rows.append(Row(f"{name} (inner episodes 1..K+1)", steps, result.returns, seconds))
         print(rows[-1].markdown(K + 1), flush=True)
 
     if not args.no_baselines and args.scratch_tasks > 0:

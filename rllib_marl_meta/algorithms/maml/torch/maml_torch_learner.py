@@ -50,7 +50,8 @@ from rllib_marl_meta.algorithms.maml.torch.central_value import CENTRAL_VALUE_MO
 
 logger = logging.getLogger(__name__)
 
-Params = dict[ModuleID, dict[str, torch.Tensor]]  # every tensor: [T, *parameter shape]
+# Parameters per module; in the functions below each tensor has a leading task dimension.
+Params = dict[ModuleID, dict[str, torch.Tensor]]
 Batch = Mapping[ModuleID, Mapping[str, Any]]  # one task's batch of one step, as RLlib builds it
 
 
@@ -104,8 +105,8 @@ def stack_tasks(batches: Sequence[Batch]) -> TaskBatch:
 
 def _task_rows(num_tasks: int, parts: list[tuple[int, Mapping[str, Any]]]) -> TaskRows:
     """One module's ``(task, batch)`` parts as :class:`TaskRows` of ``num_tasks`` tasks."""
-    lengths = [len(part[ADVANTAGES]) for _, part in parts]
-    device = parts[0][1][ADVANTAGES].device
+    lengths = [len(tree.flatten(part[Columns.OBS])[0]) for _, part in parts]
+    device = tree.flatten(parts[0][1][Columns.OBS])[0].device
     rows_per_task = torch.zeros(num_tasks, dtype=torch.long, device=device)
     rows_per_task[[t for t, _ in parts]] = torch.tensor(lengths, device=device)
     columns = tree.map_structure(lambda *xs: torch.cat(xs), *[part for _, part in parts])
@@ -128,7 +129,7 @@ def _task_rows(num_tasks: int, parts: list[tuple[int, Mapping[str, Any]]]) -> Ta
     return TaskRows(
         columns=columns,
         task=task,
-        weight=1.0 / rows_per_task[task].to(columns[ADVANTAGES].dtype),
+        weight=1.0 / rows_per_task[task].to(columns.get(ADVANTAGES, task.float()).dtype),
         rows_per_task=rows_per_task,
         padded_obs=tree.map_structure(pad, columns[Columns.OBS]),
         index=index,
