@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import ray
-import ray.rllib.algorithms.ppo.ppo as ppo_module
 import torch
-from _timing import timed_into
+from _timing import alternate_iterations
 
 import rllib_marl_meta  # noqa: F401  (registers PointNavigation2D and RL2)
 from rllib_marl_meta.algorithms.rl2 import RL2Config
 
-PHASES = {"sample": 0.0, "learn": 0.0}
 HORIZON = 20
 
 # name -> (episodes_per_trial, num_epochs, minibatch_size, max_seq_len)
@@ -64,24 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ppo_module.synchronous_parallel_sample = timed_into(
-        PHASES, "sample", ppo_module.synchronous_parallel_sample
-    )
     algos = {name: build(*setting) for name, setting in SETTINGS.items()}
-    for algo in algos.values():
-        algo.learner_group.update = timed_into(PHASES, "learn", algo.learner_group.update)
-        for _ in range(args.warmup):
-            algo.train()
-    times = {name: {"total": [], "sample": [], "learn": [], "steps": []} for name in algos}
-    for _ in range(args.iters):
-        for name, algo in algos.items():
-            PHASES.update(sample=0.0, learn=0.0)
-            start = time.perf_counter()
-            result = algo.train()
-            times[name]["total"].append(time.perf_counter() - start)
-            times[name]["sample"].append(PHASES["sample"])
-            times[name]["learn"].append(PHASES["learn"])
-            times[name]["steps"].append(result["env_runners"]["num_env_steps_sampled"])
+    times = alternate_iterations(algos, args.iters, args.warmup)
     for algo in algos.values():
         algo.stop()
     ray.shutdown()

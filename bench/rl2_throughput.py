@@ -22,18 +22,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import ray
-import ray.rllib.algorithms.ppo.ppo as ppo_module
 import torch
-from _timing import timed_into
+from _timing import alternate_iterations
 from ray.rllib.algorithms.ppo import PPOConfig
 
 import rllib_marl_meta  # noqa: F401  (registers BernoulliBandit and RL2)
 from rllib_marl_meta.algorithms.rl2 import RL2Config
-
-PHASES = {"sample": 0.0, "learn": 0.0}
 
 
 def _common(config, args: argparse.Namespace):
@@ -90,27 +86,9 @@ def main() -> None:
     torch.set_num_threads(1)
     ray.init(num_cpus=max(2, args.num_env_runners + 1), include_dashboard=False)
 
-    # Both PPO and RL² (a PPO subclass) call these two module-level functions per iteration.
-    ppo_module.synchronous_parallel_sample = timed_into(
-        PHASES, "sample", ppo_module.synchronous_parallel_sample
-    )
     algos = build(args)
-    for algo in algos.values():
-        algo.learner_group.update = timed_into(PHASES, "learn", algo.learner_group.update)
-        for _ in range(args.warmup):
-            algo.train()
-
-    times = {name: {"total": [], "sample": [], "learn": []} for name in algos}
-    steps = {}
-    for _ in range(args.iters):
-        for name, algo in algos.items():
-            PHASES.update(sample=0.0, learn=0.0)
-            start = time.perf_counter()
-            result = algo.train()
-            times[name]["total"].append(time.perf_counter() - start)
-            times[name]["sample"].append(PHASES["sample"])
-            times[name]["learn"].append(PHASES["learn"])
-            steps[name] = result["env_runners"]["num_env_steps_sampled"]
+    times = alternate_iterations(algos, args.iters, args.warmup)
+    steps = {name: t.pop("steps")[-1] for name, t in times.items()}
     for algo in algos.values():
         algo.stop()
     ray.shutdown()
