@@ -103,8 +103,9 @@ class MAMLLearner(Learner, abc.ABC):
     def meta_update(self, task_ids: list[int], num_tasks_total: int) -> dict[str, Any]:
         """``maml_optimizer_steps`` meta-gradient steps, then the adaptive-KL update."""
         stats = {}
+        step_batches = self._stack_steps(task_ids)  # Once: every optimizer step reuses them.
         for _ in range(self.config.maml_optimizer_steps):
-            stats = self._meta_gradient_step(task_ids, num_tasks_total)
+            stats = self._meta_gradient_step(task_ids, step_batches, num_tasks_total)
         for mid, module_stats in stats.items():
             self._update_kl_coeff(mid, module_stats["kl"])
             for key, value in module_stats.items():
@@ -196,5 +197,11 @@ class MAMLLearner(Learner, abc.ABC):
         """``params`` as EnvRunner module states (numpy, inference-only keys)."""
 
     @abc.abstractmethod
-    def _meta_gradient_step(self, task_ids: list[int], num_tasks_total: int) -> dict:
+    def _stack_steps(self, task_ids: list[int]) -> list[Any]:
+        """The tasks' batches of each adaptation step, in the meta-update's batched form."""
+
+    @abc.abstractmethod
+    def _meta_gradient_step(
+        self, task_ids: list[int], step_batches: list[Any], num_tasks_total: int
+    ) -> dict:
         """One optimizer step on the mean outer loss; returns per-module mean stats."""

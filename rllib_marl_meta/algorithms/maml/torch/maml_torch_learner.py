@@ -121,6 +121,9 @@ def _task_rows(num_tasks: int, parts: list[tuple[int, Mapping[str, Any]]]) -> Ta
     first_row = rows_per_task.cumsum(0) - rows_per_task
     index = task * max_rows + torch.arange(len(task), device=device) - first_row[task]
 
+    # The losses' precision: that of the advantages (float32, or float64 in a double module).
+    weight_dtype = columns[ADVANTAGES].dtype if ADVANTAGES in columns else torch.float32
+
     def pad(column: torch.Tensor) -> torch.Tensor:
         padded = column.new_zeros(num_tasks * max_rows, *column.shape[1:])
         padded[index] = column
@@ -129,7 +132,7 @@ def _task_rows(num_tasks: int, parts: list[tuple[int, Mapping[str, Any]]]) -> Ta
     return TaskRows(
         columns=columns,
         task=task,
-        weight=1.0 / rows_per_task[task].to(columns.get(ADVANTAGES, task.float()).dtype),
+        weight=1.0 / rows_per_task[task].to(weight_dtype),
         rows_per_task=rows_per_task,
         padded_obs=tree.map_structure(pad, columns[Columns.OBS]),
         index=index,
@@ -439,14 +442,14 @@ class MAMLTorchLearner(MAMLLearner, TorchLearner):
             weights[mid] = state
         return weights
 
+    def _stack_steps(self, task_ids: list[int]) -> list[TaskBatch]:
+        num_steps = len(self._task_batches[task_ids[0]]) if task_ids else 0
+        return [stack_tasks([self._task_batches[t][k] for t in task_ids]) for k in range(num_steps)]
+
     def _meta_gradient_step(
-        self, task_ids: list[int], num_tasks_total: int
+        self, task_ids: list[int], step_batches: list[TaskBatch], num_tasks_total: int
     ) -> dict[ModuleID, dict[str, float]]:
         theta = self._meta_parameters()
-        num_steps = len(self._task_batches[task_ids[0]]) if task_ids else 0
-        step_batches = [
-            stack_tasks([self._task_batches[t][k] for t in task_ids]) for k in range(num_steps)
-        ]
         task_losses = torch.zeros(len(task_ids), device=self._device)
         stat_sums: dict[ModuleID, dict[str, torch.Tensor]] = {}
         value_losses = task_losses
