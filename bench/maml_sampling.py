@@ -13,7 +13,7 @@ MAML's and PPO's iterations alternate after a warm-up, so they see the same mach
 Ratios in the same run are the figures that matter on a shared machine.
 
     python bench/maml_sampling.py [--envs PendulumMass PointNavigation2D CooperativeNavigation]
-        [--env-runners 2] [--envs-per-runner 10] [--iters 3]
+        [--env-runners 2] [--envs-per-runner 10] [--iters 3] [--rllib-loop]
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ ppo_module.synchronous_parallel_sample = timed_into(
 )
 # Env configs: the settings of the issue's measurements (2 agents on CooperativeNavigation).
 ENV_CONFIGS = {"CooperativeNavigation": {"num_agents": 2}}
+# Suffix of a MAML setting whose runners sample through RLlib's loop instead of the direct one.
+RLLIB_LOOP = ", RLlib loop"
 
 
 def raw_steps_per_second(name: str, seconds: float = 3.0) -> tuple[float, int]:
@@ -106,6 +108,11 @@ def ppo_config(name: str, batch: int, args) -> PPOConfig:
 def interleaved(configs: dict, iters: int, horizon: int) -> dict[str, dict]:
     """Alternates the algorithms' iterations; returns steps/s and steps sampled vs used."""
     algos = {name: config.build_algo() for name, config in configs.items()}
+    for name, algo in algos.items():
+        if name.endswith(RLLIB_LOOP):  # MAML's runners sample through RLlib's own loop.
+            algo.env_runner_group.foreach_env_runner(
+                lambda runner: setattr(runner, "sample_directly", False)
+            )
     out = {name: {"sampled": 0, "used": 0, "seconds": 0.0} for name in algos}
     try:
         for algo in algos.values():
@@ -138,10 +145,16 @@ def main() -> None:
     parser.add_argument("--few", type=int, nargs=2, default=[2, 10], metavar=("TASKS", "EPS"))
     parser.add_argument("--many", type=int, nargs=2, default=[40, 2], metavar=("TASKS", "EPS"))
     parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument(
+        "--rllib-loop",
+        action="store_true",
+        help="also run MAML's settings with its runners sampling through RLlib's own loop",
+    )
     args = parser.parse_args()
-    # Three algorithms live at once (their iterations alternate): give Ray enough logical CPUs
+    # Three (five) algorithms live at once (their iterations alternate): give Ray enough CPUs
     # for all of their EnvRunners; only one algorithm samples at a time.
-    ray.init(num_cpus=3 * (args.env_runners + 1), include_dashboard=False, log_to_driver=False)
+    algos = 5 if args.rllib_loop else 3
+    ray.init(num_cpus=algos * (args.env_runners + 1), include_dashboard=False, log_to_driver=False)
     cores = max(1, args.env_runners)
     print(f"layout: {args.env_runners} EnvRunner(s) x {args.envs_per_runner} sub-envs, K = 1")
     print(
@@ -153,27 +166,30 @@ def main() -> None:
         raw, horizon = raw_steps_per_second(name)
         few, many = tuple(args.few), tuple(args.many)
         batch = few[0] * few[1] * 2 * 100  # PPO: a batch of the same order as MAML's rounds.
-        rates = interleaved(
-            {
-                "few": maml_config(name, *few, args),
-                "many": maml_config(name, *many, args),
-                "PPO": ppo_config(name, batch, args),
-            },
-            args.iters,
-            horizon,
-        )
+        configs = {
+            "few": maml_config(name, *few, args),
+            "many": maml_config(name, *many, args),
+            "PPO": ppo_config(name, batch, args),
+        }
+        if args.rllib_loop:
+            configs["few" + RLLIB_LOOP] = maml_config(name, *few, args)
+            configs["many" + RLLIB_LOOP] = maml_config(name, *many, args)
+        rates = interleaved(configs, args.iters, horizon)
         ppo = rates["PPO"]["steps_per_s"]
         useful = {
-            setting: rates[setting]["steps_per_s"]
-            * rates[setting]["used"]
-            / rates[setting]["sampled"]
-            for setting in ("few", "many")
+            setting: stats["steps_per_s"] * stats["used"] / stats["sampled"]
+            for setting, stats in rates.items()
+            if setting != "PPO"
         }
-        for setting, (tasks, episodes) in (("few", few), ("many", many)):
+        settings = [("few", few), ("many", many)]
+        if args.rllib_loop:
+            settings += [("few" + RLLIB_LOOP, few), ("many" + RLLIB_LOOP, many)]
+        for setting, (tasks, episodes) in settings:
             stats = rates[setting]
-            ratio = useful[setting] / useful["few"]
+            loop = RLLIB_LOOP if setting.endswith(RLLIB_LOOP) else ""
+            ratio = useful[setting] / useful["few" + loop]
             print(
-                f"| {name} | {raw:,.0f} | {tasks} tasks x {episodes} episodes | "
+                f"| {name} | {raw:,.0f} | {tasks} tasks x {episodes} episodes{loop} | "
                 f"{stats['sampled']:,} / {stats['used']:,} | {stats['steps_per_s']:,.0f} | "
                 f"{ppo:,.0f} | {stats['steps_per_s'] / ppo:.2f} | "
                 f"{stats['steps_per_s'] / (raw * cores):.2f} | {ratio:.2f} |"

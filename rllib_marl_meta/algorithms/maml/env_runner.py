@@ -51,8 +51,9 @@ class _Exploration(torch.nn.Module):
         self.module = module
 
     def forward(self, batch: dict) -> dict:
-        # The class's method: the runner may shadow the instance's `forward_exploration`.
-        return type(self.module).forward_exploration(self.module, batch)
+        # RLlib's override point, without `forward_exploration`'s switch to eval mode and back
+        # (a tenth of a runner's step): the plan puts the module in eval mode once.
+        return type(self.module)._forward_exploration(self.module, batch)
 
 
 class _RowWeights:
@@ -86,7 +87,7 @@ class _RowWeights:
         The layout is rebuilt only when ``key`` (which rows hold which task) changes.
         """
         if self.shared:
-            return type(self.module).forward_exploration(self.module, batch)[
+            return type(self.module)._forward_exploration(self.module, batch)[
                 Columns.ACTION_DIST_INPUTS
             ]
         if self._layout is None or self._layout[0] != key:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ray.rllib.core import DEFAULT_MODULE_ID
+from ray.rllib.core.columns import Columns
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 
+from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.maml.env_runner import MAMLEnvRunner
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob
+from rllib_marl_meta.tasks import require_task_env
 from tests.algorithms.maml.conftest import small_maml_config
 
 PI_BIAS = "pi.net.mlp.0.bias"
@@ -154,3 +157,135 @@ def test_multi_agent_tasks_per_sub_env_give_the_same_update_and_exact_steps(maml
             torch.testing.assert_close(
                 torch.as_tensor(weights[1][mid][name]), torch.as_tensor(value), rtol=1e-5, atol=1e-7
             )
+
+
+def _runner_and_jobs(env: str, env_config: dict, theta_noise: float):
+    """A local MAMLEnvRunner with 3 sub-envs and 3 jobs whose weights differ per task."""
+    algo = (
+        MAMLConfig()
+        .environment(env, env_config=env_config)
+        .rl_module(model_config={"fcnet_hiddens": [16]})
+        .debugging(seed=7)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=3)
+        .build_algo()
+    )
+    runner = algo.env_runner
+    theta = algo.learner_group._learner.meta_weights()[DEFAULT_MODULE_ID]
+    tasks = require_task_env(runner._planned_rows[0].env).sample_tasks(3, seed=4)
+    rng = np.random.default_rng(0)
+    jobs = [
+        TaskJob(
+            i,
+            task,
+            {
+                DEFAULT_MODULE_ID: {
+                    k: v + theta_noise * rng.standard_normal(np.shape(v)).astype(v.dtype)
+                    for k, v in theta.items()
+                }
+            },
+            20 + i,
+        )
+        for i, task in enumerate(tasks)
+    ]
+    return algo, runner, jobs
+
+
+@pytest.mark.parametrize("max_groups", [0, 3], ids=["vmap over rows", "per task's rows"])
+@pytest.mark.parametrize(
+    ("env", "env_config"),
+    [("PointNavigation2D", {"horizon": 10}), ("CartPoleMass", {"max_episode_steps": 60})],
+    ids=["Gaussian, truncated", "categorical, terminated"],
+)
+def test_direct_sampling_gives_the_episodes_of_rllibs_loop(
+    ray_session, monkeypatch, max_groups, env, env_config
+):
+    """The direct plan loop and RLlib's own loop sample the same episodes, step counts and
+    episode metrics; 3 tasks x 3 episodes on 3 sub-envs, each task with its own weights."""
+    from rllib_marl_meta.algorithms.maml import env_runner
+
+    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
+    algo, runner, jobs = _runner_and_jobs(env, env_config, theta_noise=0.3)
+    try:
+        per_path, metrics = {}, {}
+        for direct in (True, False):
+            runner.sample_directly = direct
+            assert runner._can_sample_directly() is direct
+            runner.get_metrics()  # Clears what earlier calls logged.
+            per_path[direct] = runner.sample_plan(jobs, episodes_per_task=3)
+            metrics[direct] = runner.get_metrics()
+    finally:
+        algo.stop()
+    lengths = [len(e) for episodes in per_path[True] for e in episodes]
+    assert lengths == [len(e) for episodes in per_path[False] for e in episodes]
+    if env == "CartPoleMass":
+        assert len(set(lengths)) > 1  # Episodes end by termination, at different steps.
+    for direct_episodes, rllib_episodes in zip(per_path[True], per_path[False]):
+        assert len(direct_episodes) == 3
+        for a, b in zip(direct_episodes, rllib_episodes):
+            assert (a.is_terminated, a.is_truncated) == (b.is_terminated, b.is_truncated)
+            assert a.get_infos(0) == b.get_infos(0)  # Carries the task's plan position.
+            np.testing.assert_array_equal(a.get_observations(), b.get_observations())
+            np.testing.assert_allclose(a.get_actions(), b.get_actions(), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(a.get_rewards(), b.get_rewards(), rtol=1e-6)
+            for key in (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
+                np.testing.assert_allclose(
+                    a.get_extra_model_outputs(key),
+                    b.get_extra_model_outputs(key),
+                    rtol=1e-5,
+                    atol=1e-6,
+                )
+
+    def value(stats):
+        return stats.peek() if hasattr(stats, "peek") else stats
+
+    for key in (NUM_ENV_STEPS_SAMPLED, "num_episodes", "episode_return_mean", "episode_len_max"):
+        assert value(metrics[True][key]) == pytest.approx(value(metrics[False][key]), rel=1e-6)
+    assert value(metrics[True][NUM_ENV_STEPS_SAMPLED]) == sum(lengths)
+
+
+def test_direct_sampling_leaves_custom_connectors_and_callbacks_to_rllibs_loop(ray_session):
+    """A user's connector or episode callback must run: such runners use RLlib's loop."""
+    from ray.rllib.callbacks.callbacks import RLlibCallback
+    from ray.rllib.connectors.env_to_module import MeanStdFilter
+
+    class CountSteps(RLlibCallback):
+        def on_episode_step(self, *, episode, **kwargs):
+            episode.custom_data["steps"] = episode.custom_data.get("steps", 0) + 1
+
+    base = small_maml_config(meta_batch_size=2, episodes_per_task=1).env_runners(
+        num_env_runners=0, num_envs_per_env_runner=2
+    )
+    for config, direct in [
+        (base, True),
+        (
+            base.copy(copy_frozen=False).env_runners(
+                env_to_module_connector=lambda env, spaces=None, device=None: MeanStdFilter()
+            ),
+            False,
+        ),
+        (base.copy(copy_frozen=False).callbacks(CountSteps), False),
+    ]:
+        algo = config.build_algo()
+        try:
+            runner = algo.env_runner
+            assert runner._can_sample_directly() is direct
+            theta = algo.learner_group._learner.meta_weights()
+            job = TaskJob(0, {"goal": np.array([0.1, 0.2])}, theta, 3)
+            (episodes,) = runner.sample_plan([job], episodes_per_task=1)
+            if config.callbacks_class is CountSteps:
+                assert episodes[0].custom_data["steps"] == len(episodes[0])
+        finally:
+            algo.stop()
+
+
+def test_closed_form_gaussian_logp_equals_rllibs():
+    import torch
+    from ray.rllib.core.distribution.torch.torch_distribution import TorchDiagGaussian
+
+    from rllib_marl_meta.algorithms.plan_sampling import sample_actions
+
+    inputs = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 2
+    rngs = [np.random.default_rng(i) for i in range(6)]
+    out = sample_actions(TorchDiagGaussian, inputs, rngs)
+    expected = TorchDiagGaussian.from_logits(inputs).logp(out[Columns.ACTIONS])
+    torch.testing.assert_close(out[Columns.ACTION_LOGP], expected, rtol=1e-5, atol=1e-5)
