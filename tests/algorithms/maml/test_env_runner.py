@@ -36,11 +36,17 @@ def local_runner_algo(ray_session):
     algo.stop()
 
 
-@pytest.mark.parametrize("max_groups", [0, 2], ids=["vmap over rows", "per task's rows"])
-def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo, monkeypatch, max_groups):
+@pytest.fixture(params=["row-wise linears", "vmap over rows", "per task's rows"])
+def rows_path(request, monkeypatch):
+    """Each way `_RowWeights` evaluates rows of several tasks."""
     from rllib_marl_meta.algorithms.maml import env_runner
 
-    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
+    monkeypatch.setattr(env_runner, "ROW_WISE_LINEARS", request.param == "row-wise linears")
+    monkeypatch.setattr(env_runner, "MAX_GROUPS", 3 if request.param == "per task's rows" else 0)
+    return request.param
+
+
+def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo, rows_path):
     runner = local_runner_algo.env_runner
     assert isinstance(runner, MAMLEnvRunner) and runner.supports_plans
     theta = local_runner_algo.learner_group._learner.meta_weights()[DEFAULT_MODULE_ID]
@@ -59,13 +65,7 @@ def test_each_sub_env_acts_with_its_own_tasks_weights(local_runner_algo, monkeyp
         assert actions.std() == pytest.approx(std, rel=0.25)
 
 
-@pytest.mark.parametrize("max_groups", [0, 2], ids=["vmap over rows", "per task's rows"])
-def test_an_episode_does_not_depend_on_its_sub_env_or_batch_mates(
-    local_runner_algo, monkeypatch, max_groups
-):
-    from rllib_marl_meta.algorithms.maml import env_runner
-
-    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
+def test_an_episode_does_not_depend_on_its_sub_env_or_batch_mates(local_runner_algo, rows_path):
     runner = local_runner_algo.env_runner
     theta = local_runner_algo.learner_group._learner.meta_weights()[DEFAULT_MODULE_ID]
     alone = TaskJob(0, {"goal": np.array([0.2, -0.3])}, _weights_acting(theta, 0.01, -2.0), 11)
@@ -190,20 +190,14 @@ def _runner_and_jobs(env: str, env_config: dict, theta_noise: float):
     return algo, runner, jobs
 
 
-@pytest.mark.parametrize("max_groups", [0, 3], ids=["vmap over rows", "per task's rows"])
 @pytest.mark.parametrize(
     ("env", "env_config"),
     [("PointNavigation2D", {"horizon": 10}), ("CartPoleMass", {"max_episode_steps": 60})],
     ids=["Gaussian, truncated", "categorical, terminated"],
 )
-def test_direct_sampling_gives_the_episodes_of_rllibs_loop(
-    ray_session, monkeypatch, max_groups, env, env_config
-):
+def test_direct_sampling_gives_the_episodes_of_rllibs_loop(ray_session, rows_path, env, env_config):
     """The direct plan loop and RLlib's own loop sample the same episodes, step counts and
     episode metrics; 3 tasks x 3 episodes on 3 sub-envs, each task with its own weights."""
-    from rllib_marl_meta.algorithms.maml import env_runner
-
-    monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
     algo, runner, jobs = _runner_and_jobs(env, env_config, theta_noise=0.3)
     try:
         per_path, metrics = {}, {}
@@ -276,6 +270,33 @@ def test_direct_sampling_leaves_custom_connectors_and_callbacks_to_rllibs_loop(r
                 assert episodes[0].custom_data["steps"] == len(episodes[0])
         finally:
             algo.stop()
+
+
+def test_the_three_ways_of_evaluating_rows_agree(ray_session, monkeypatch):
+    """Row-wise linears, vmap over rows and groups of rows give the same action inputs."""
+    import torch
+
+    from rllib_marl_meta.algorithms.maml import env_runner
+
+    algo, runner, jobs = _runner_and_jobs("PointNavigation2D", {"horizon": 10}, theta_noise=0.3)
+    try:
+        weights = [job.weights[DEFAULT_MODULE_ID] for job in jobs]
+        obs = torch.randn(7, 2, generator=torch.Generator().manual_seed(0))
+        row_tasks = np.array([0, 2, 1, 1, 0, 2, 2])
+        outputs = []
+        for row_wise, max_groups in [(True, 0), (False, 0), (False, 3)]:
+            monkeypatch.setattr(env_runner, "ROW_WISE_LINEARS", row_wise)
+            monkeypatch.setattr(env_runner, "MAX_GROUPS", max_groups)
+            rows = env_runner._RowWeights(runner.module, weights)
+            assert rows.row_linears
+            outputs.append(rows.inputs({Columns.OBS: obs}, row_tasks, key=0))
+        for task in range(3):  # Each task's rows alone, with that task's weights only.
+            alone = env_runner._RowWeights(runner.module, [weights[task]])
+            expected = alone.inputs({Columns.OBS: obs[row_tasks == task]}, None, key=0)
+            for out in outputs:
+                torch.testing.assert_close(out[row_tasks == task], expected, rtol=1e-5, atol=1e-6)
+    finally:
+        algo.stop()
 
 
 def test_closed_form_gaussian_logp_equals_rllibs():
