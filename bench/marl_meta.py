@@ -470,7 +470,8 @@ def main() -> None:
     labels = ["pre / ep 1"] + [f"k={k} / ep {k + 1}" for k in range(1, K + 1)]
     print()
     print(
-        f"{args.env} {setting.env_config}, {len(agents)} agents, per-agent modules; "
+        f"{args.env} {setting.env_config}, {len(agents)} agents, per-agent modules"
+        f"{' (RL²: one module for all agents)' if args.rl2_shared_module else ''}; "
         f"team return (sum over agents), mean ± s.e. over test tasks; "
         f"total wall time {time.perf_counter() - start_all:.0f} s"
     )
