@@ -310,3 +310,16 @@ def test_closed_form_gaussian_logp_equals_rllibs():
     out = sample_actions(TorchDiagGaussian, inputs, rngs)
     expected = TorchDiagGaussian.from_logits(inputs).logp(out[Columns.ACTIONS])
     torch.testing.assert_close(out[Columns.ACTION_LOGP], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_row_wise_linears_refuse_inputs_that_are_not_one_row_per_batch_row():
+    import torch
+
+    from rllib_marl_meta.algorithms.maml.env_runner import _row_linear
+
+    weight, bias = torch.randn(4, 3, 2), torch.randn(4, 3)
+    rows = torch.randn(4, 2)
+    expected = torch.stack([weight[i] @ rows[i] + bias[i] for i in range(4)])
+    torch.testing.assert_close(_row_linear(rows, weight, bias), expected)
+    with pytest.raises(ValueError, match="ROW_WISE_LINEARS = False"):
+        _row_linear(torch.randn(8, 2), weight, bias)
