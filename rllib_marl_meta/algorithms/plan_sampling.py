@@ -32,6 +32,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import tree
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import (
@@ -146,14 +147,18 @@ def _to_module(observations: np.ndarray, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _action_transform(config: Any, action_space: gym.Space):
-    """The batched actions as the env gets them: unsquashed or clipped as RLlib would."""
-    struct = get_base_struct_from_space(action_space)
-    if config.normalize_actions:
-        return lambda actions: unsquash_action(np.array(actions), struct)
-    if config.clip_actions:
-        return lambda actions: clip_action(np.array(actions), struct)
-    return lambda actions: actions
+def action_transform(normalize: bool, clip: bool, action_space_struct: Any):
+    """Batched actions to what the env gets: unsquashed (``normalize``) or clipped (``clip``)
+    as RLlib's ``NormalizeAndClipActions`` does, in one numpy call for the whole batch."""
+    if not (normalize or clip):
+        return lambda actions: actions
+    to_env = unsquash_action if normalize else clip_action
+
+    def transform(actions):
+        copied = tree.map_structure(np.array, actions)  # RLlib's piece works on a copy too.
+        return to_env(copied, action_space_struct)
+
+    return transform
 
 
 def sample_actions(
@@ -297,6 +302,8 @@ _DEFAULT_MODULE_TO_ENV = {
     "ListifyDataForVectorEnv",
 }
 _EPISODE_CALLBACKS = ("created", "start", "step", "end")
+# Action spaces whose batched actions are one array (the direct loop's assumption).
+_FLAT_ACTION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
 
 
 class _EpisodeRecord:
@@ -331,6 +338,7 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
         return (
             self.sample_directly
             and isinstance(self.env.single_observation_space, gym.spaces.Box)
+            and isinstance(self.env.single_action_space, _FLAT_ACTION_SPACES)
             and not self.module.is_stateful()
             and pieces_in <= _DEFAULT_ENV_TO_MODULE
             and pieces_out <= _DEFAULT_MODULE_TO_ENV
@@ -348,7 +356,11 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
         rows = self._planned_rows
         obs_space = self.env.single_observation_space
         act_space = self.env.single_action_space
-        to_env = _action_transform(self.config, act_space)
+        to_env = action_transform(
+            self.config.normalize_actions,
+            self.config.clip_actions,
+            get_base_struct_from_space(act_space),
+        )
         observations = np.zeros((len(rows), *obs_space.shape), dtype=obs_space.dtype)
         records: list[_EpisodeRecord | None] = [None] * len(rows)
         output_keys = (Columns.ACTION_DIST_INPUTS, Columns.ACTION_LOGP)

@@ -32,12 +32,12 @@ from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
-from ray.rllib.utils.spaces.space_utils import clip_action, unsquash_action
 
 from rllib_marl_meta.algorithms.plan_sampling import (
     EpisodePlan,
     MultiAgentPlanMixin,
     SingleAgentPlanMixin,
+    action_transform,
     sample_actions,
 )
 
@@ -219,9 +219,10 @@ class BatchedNormalizeAndClipActions(NormalizeAndClipActions):
 
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
         if self.normalize_actions or self.clip_actions:
-            to_env = unsquash_action if self.normalize_actions else clip_action
-            actions = tree.map_structure(np.array, batch[Columns.ACTIONS])  # A copy.
-            batch[Columns.ACTIONS_FOR_ENV] = to_env(actions, self._action_space_struct)
+            to_env = action_transform(
+                self.normalize_actions, self.clip_actions, self._action_space_struct
+            )
+            batch[Columns.ACTIONS_FOR_ENV] = to_env(batch[Columns.ACTIONS])
         return batch
 
 
