@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import tree
 from ray.rllib.callbacks.callbacks import RLlibCallback
+from ray.rllib.connectors import env_to_module, module_to_env
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.distribution.torch.torch_distribution import (
     TorchCategorical,
@@ -161,6 +162,24 @@ def action_transform(normalize: bool, clip: bool, action_space_struct: Any):
     return transform
 
 
+class BatchedNormalizeAndClipActions(module_to_env.NormalizeAndClipActions):
+    """RLlib's ``NormalizeAndClipActions`` on the whole batch at once, before unbatching.
+
+    RLlib's piece deep-copies the actions and unsquashes (or clips) them one batch item at a
+    time, which costs about a quarter of a single-agent EnvRunner's time per vector step with
+    20 sub-envs. Unsquashing and clipping are elementwise, so they apply to the batched actions
+    in one numpy call with the same result (tested against RLlib's piece).
+    """
+
+    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
+        if self.normalize_actions or self.clip_actions:
+            to_env = action_transform(
+                self.normalize_actions, self.clip_actions, self._action_space_struct
+            )
+            batch[Columns.ACTIONS_FOR_ENV] = to_env(batch[Columns.ACTIONS])
+        return batch
+
+
 def sample_actions(
     dist_cls: type, inputs: torch.Tensor, rngs: list[np.random.Generator]
 ) -> dict[str, torch.Tensor]:
@@ -283,23 +302,24 @@ class PlanSamplingMixin:
         return None
 
 
-# RLlib's default connector pieces of a ``SingleAgentEnvRunner`` (and MAML's batched action
-# unsquashing): a runner whose pipelines hold only these can sample a plan directly.
+# RLlib's default connector pieces of a ``SingleAgentEnvRunner`` (with MAML's batched action
+# piece): a runner whose pipelines hold exactly these types (no subclasses, which may change
+# what they do) can sample a plan directly.
 _DEFAULT_ENV_TO_MODULE = {
-    "AddObservationsFromEpisodesToBatch",
-    "AddTimeDimToBatchAndZeroPad",
-    "AddStatesFromEpisodesToBatch",
-    "BatchIndividualItems",
-    "NumpyToTensor",
+    env_to_module.AddObservationsFromEpisodesToBatch,
+    env_to_module.AddTimeDimToBatchAndZeroPad,
+    env_to_module.AddStatesFromEpisodesToBatch,
+    env_to_module.BatchIndividualItems,
+    env_to_module.NumpyToTensor,
 }
 _DEFAULT_MODULE_TO_ENV = {
-    "GetActions",
-    "TensorToNumpy",
-    "NormalizeAndClipActions",
-    "BatchedNormalizeAndClipActions",
-    "UnBatchToIndividualItems",
-    "RemoveSingleTsTimeRankFromBatch",
-    "ListifyDataForVectorEnv",
+    module_to_env.GetActions,
+    module_to_env.TensorToNumpy,
+    module_to_env.NormalizeAndClipActions,
+    BatchedNormalizeAndClipActions,
+    module_to_env.UnBatchToIndividualItems,
+    module_to_env.RemoveSingleTsTimeRankFromBatch,
+    module_to_env.ListifyDataForVectorEnv,
 }
 _EPISODE_CALLBACKS = ("created", "start", "step", "end")
 # Action spaces whose batched actions are one array (the direct loop's assumption).
@@ -333,8 +353,8 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
 
     def _can_sample_directly(self) -> bool:
         cfg = self.config
-        pieces_in = {type(c).__name__ for c in self._env_to_module.connectors}
-        pieces_out = {type(c).__name__ for c in self._module_to_env.connectors}
+        pieces_in = {type(c) for c in self._env_to_module.connectors}
+        pieces_out = {type(c) for c in self._module_to_env.connectors}
         return (
             self.sample_directly
             and isinstance(self.env.single_observation_space, gym.spaces.Box)

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import tree
-from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
@@ -37,7 +36,6 @@ from rllib_marl_meta.algorithms.plan_sampling import (
     EpisodePlan,
     MultiAgentPlanMixin,
     SingleAgentPlanMixin,
-    action_transform,
     sample_actions,
 )
 
@@ -206,24 +204,6 @@ class MultiAgentMAMLEnvRunner(MultiAgentPlanMixin, MultiAgentEnvRunner):
             return out
 
         return forward
-
-
-class BatchedNormalizeAndClipActions(NormalizeAndClipActions):
-    """RLlib's ``NormalizeAndClipActions`` on the whole batch at once, before unbatching.
-
-    RLlib's piece deep-copies the actions and unsquashes (or clips) them one batch item at a
-    time, which costs about a quarter of a single-agent EnvRunner's time per vector step with
-    20 sub-envs. Unsquashing and clipping are elementwise, so they apply to the batched actions
-    in one numpy call with the same result (tested against RLlib's piece).
-    """
-
-    def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
-        if self.normalize_actions or self.clip_actions:
-            to_env = action_transform(
-                self.normalize_actions, self.clip_actions, self._action_space_struct
-            )
-            batch[Columns.ACTIONS_FOR_ENV] = to_env(batch[Columns.ACTIONS])
-        return batch
 
 
 def _row_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):

@@ -52,17 +52,14 @@ from rllib_marl_meta.algorithms.config_checks import (
     torch_only,
 )
 from rllib_marl_meta.algorithms.maml.advantages import MetaAdvantages
-from rllib_marl_meta.algorithms.maml.env_runner import (
-    BatchedNormalizeAndClipActions,
-    MAMLEnvRunner,
-    MultiAgentMAMLEnvRunner,
-)
+from rllib_marl_meta.algorithms.maml.env_runner import MAMLEnvRunner, MultiAgentMAMLEnvRunner
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob, sample_task_episodes
 from rllib_marl_meta.algorithms.maml.torch import maml_torch_learner
 from rllib_marl_meta.algorithms.maml.torch.central_value import (
     CENTRAL_VALUE_MODULE_ID,
     central_value_spec,
 )
+from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import (
     close_env,

@@ -103,7 +103,7 @@ def test_batched_unsquash_equals_rllibs_per_item_piece(normalize):
     from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
     from ray.rllib.core.columns import Columns
 
-    from rllib_marl_meta.algorithms.maml.env_runner import BatchedNormalizeAndClipActions
+    from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
 
     space = gym.spaces.Box(low=np.array([-2.0, 0.0]), high=np.array([-0.5, 3.0]), dtype=np.float32)
     actions = np.random.default_rng(0).normal(scale=2.0, size=(7, 2)).astype(np.float32)
