@@ -58,27 +58,40 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwinds as Ctrl-C does (``finally`` blocks shut Ray down)."""
 
 
+class SigtermRecord:
+    """Whether SIGTERM arrived while :func:`sigterm_interrupts` was active.
+
+    The exception alone cannot say so: a signal that lands while the main thread waits in
+    ``ray.get`` reaches Python through Ray's core worker, which replaces :class:`Terminated`
+    with a plain ``KeyboardInterrupt``.
+    """
+
+    received: bool = False
+
+
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[SigtermRecord]:
     """While the block runs, SIGTERM raises :class:`Terminated` in the main thread.
 
     Python's default SIGTERM action skips ``finally`` blocks, which would leave the Ray instance
     and its trials running. The first SIGTERM puts the previous handler back, so a second one
-    acts as before; so does the end of the block.
+    acts as before; so does the end of the block. Yields a record of whether SIGTERM arrived.
     """
+    record = SigtermRecord()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield record
         return
     previous = signal.getsignal(signal.SIGTERM)
     restore = signal.SIG_DFL if previous is None else previous  # None: set outside Python.
 
     def on_sigterm(signum: int, frame: Any) -> None:
+        record.received = True
         signal.signal(signal.SIGTERM, restore)
         raise Terminated(f"received signal {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        yield
+        yield record
     finally:
         signal.signal(signal.SIGTERM, restore)
 
@@ -509,18 +522,19 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     """Runs the command line; returns the exit code (see the module docstring)."""
     args = build_parser(prog).parse_args(sys.argv[1:] if argv is None else list(argv))
     args.verbose += args.verbose_top
+    sigterm = SigtermRecord()
     try:
-        with sigterm_interrupts():
+        with sigterm_interrupts() as sigterm:
             return args.func(args)
     except ExperimentError as exc:
         if args.verbose:
             traceback.print_exc()
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Terminated:
-        print(f"{prog}: terminated by SIGTERM", file=sys.stderr)
-        return EXIT_TERMINATED
     except KeyboardInterrupt:
+        if sigterm.received:  # Also when Ray turned `Terminated` into a plain interrupt.
+            print(f"{prog}: terminated by SIGTERM", file=sys.stderr)
+            return EXIT_TERMINATED
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a run that failed, not bad input.

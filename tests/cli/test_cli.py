@@ -239,6 +239,31 @@ def test_sigterm_becomes_an_interrupt_and_the_previous_handler_returns(monkeypat
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def test_sigterm_while_waiting_on_ray_still_exits_143(monkeypatch, capsys, ray_session):
+    """Ray's core worker replaces an exception raised by a signal handler during ``ray.get``
+    with a plain ``KeyboardInterrupt``; SIGTERM there must still exit 143, not Ctrl-C's 130."""
+    import threading
+
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def sleeps() -> None:
+        time.sleep(30)
+
+    def train(args):
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        task = sleeps.remote()
+        try:
+            ray.get(task)
+        finally:
+            ray.cancel(task, force=True)
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(cli, "_train", train)
+    assert cli.main(["train"]) == cli.EXIT_TERMINATED
+    assert capsys.readouterr().err == "rllib-marl-meta: terminated by SIGTERM\n"
+
+
 # --- Bad input, in process (same code path as the scripts, without Python start-up) ---------
 
 
