@@ -150,9 +150,28 @@ def _to_module(observations: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def action_transform(normalize: bool, clip: bool, action_space_struct: Any):
     """Batched actions to what the env gets: unsquashed (``normalize``) or clipped (``clip``)
-    as RLlib's ``NormalizeAndClipActions`` does, in one numpy call for the whole batch."""
+    as RLlib's ``NormalizeAndClipActions`` does, in one numpy call for the whole batch.
+
+    A flat space gets its own function with the bounds looked up once, the same arithmetic in
+    the same order as RLlib's ``unsquash_action`` / ``clip_action``: at a few dozen rows these
+    spend most of their time walking the space's structure (tested equal for every kind).
+    """
     if not (normalize or clip):
         return lambda actions: actions
+    space = action_space_struct
+    if isinstance(space, gym.spaces.Box):
+        low, high = space.low, space.high
+        if not normalize:
+            return lambda actions: np.clip(actions, low, high)
+        bounded = np.all(space.bounded_below) and np.all(space.bounded_above)
+        if bounded and space.dtype in (np.float32, np.float64):
+            span = high - low
+            return lambda actions: np.clip(low + (actions + 1.0) * span / 2.0, low, high)
+        if bounded and np.issubdtype(space.dtype, np.integer):
+            return lambda actions: low + actions
+        return np.array
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)):
+        return np.array  # Neither unsquashed nor clipped: a copy, as RLlib's piece gives.
     to_env = unsquash_action if normalize else clip_action
 
     def transform(actions):
@@ -460,17 +479,55 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
 
 
 class MultiAgentPlanMixin(PlanSamplingMixin):
-    """Plan sampling for a ``MultiAgentEnvRunner``."""
+    """Plan sampling for a ``MultiAgentEnvRunner``, through RLlib's loop, with two of its
+    per-step costs taken out while a plan runs (the episodes and metrics are the same):
+
+    - RLlib 2.60's ``MultiAgentEnvRunner._sample`` converts *every* episode finished so far
+      to numpy after *every* vector step (quadratic in a plan's episodes; about a tenth of a
+      40-episode plan on CooperativeNavigation). A plan's episodes are converted once, at
+      the end; ``tests/algorithms/test_plan_sampling.py`` shows RLlib's repeat conversions.
+    - Its step counters are logged at every step for every agent (five ``log_value`` calls
+      per agent, about a sixth of the plan's time); a plan adds them up and logs the totals.
+    """
+
+    _pending_step_metrics: dict | None = None
 
     def _plan_task_of(self, episode: Any) -> int:
         infos = episode.get_infos(0)
         return next(iter(infos.values()))[PLAN_TASK]
 
+    def _sample(self, **kwargs) -> list:
+        rows = getattr(self, "_planned_rows", None)
+        if not rows or rows[0].plan is None:
+            return super()._sample(**kwargs)
+        to_numpy, self.episodes_to_numpy = self.episodes_to_numpy, False
+        self._pending_step_metrics = {}
+        try:
+            episodes = super()._sample(**kwargs)
+        finally:
+            self.episodes_to_numpy = to_numpy
+            pending, self._pending_step_metrics = self._pending_step_metrics, None
+            for (key, options), value in pending.items():
+                self.metrics.log_value(key, value, **dict(options))
+        return [episode.to_numpy() for episode in episodes] if to_numpy else episodes
+
     def _increase_sampled_metrics(self, num_steps, next_obs, episode):
         # Idle rows do not step their envs: their steps are neither sampled nor counted.
         if self._row_is_idle(episode):
             return 0
-        return super()._increase_sampled_metrics(num_steps, next_obs, episode)
+        pending = self._pending_step_metrics
+        if pending is None:
+            return super()._increase_sampled_metrics(num_steps, next_obs, episode)
+
+        def add_up(key, value, **options):  # Sums and lifetime sums: totals log the same.
+            entry = (key, tuple(sorted(options.items())))
+            pending[entry] = pending.get(entry, 0) + value
+
+        self.metrics.log_value = add_up  # An instance attribute over the method, for one call.
+        try:
+            return super()._increase_sampled_metrics(num_steps, next_obs, episode)
+        finally:
+            del self.metrics.log_value
 
     def _rows_of_batch(self) -> dict[Any, list[tuple[int, Any]]]:
         """Per module id, the ``(sub-env row, agent)`` of each row of the module's batch."""
