@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
+import numpy as np
 import pytest
+import tree
+from ray.rllib.connectors.module_to_env import NormalizeAndClipActions, TensorToNumpy
+from ray.rllib.core.columns import Columns
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.utils.metrics import (
     NUM_AGENT_STEPS_SAMPLED,
@@ -15,6 +20,7 @@ from ray.rllib.utils.metrics import (
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob
+from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
 from rllib_marl_meta.tasks import require_task_env
 
 AGENTS = ["agent_0", "agent_1"]
@@ -88,3 +94,104 @@ def test_a_plan_converts_each_episode_once_and_logs_rllibs_step_counts(
         assert metrics[NUM_AGENT_STEPS_SAMPLED_LIFETIME][agent] == agent_steps
         assert metrics[NUM_MODULE_STEPS_SAMPLED][agent] == agent_steps
     assert runner._pending_step_metrics is None  # Outside a plan, RLlib logs as it goes.
+
+
+def _action_spaces() -> dict:
+    import gymnasium as gym
+
+    float_box = gym.spaces.Box(np.float32([-2.0, 0.0]), np.float32([-0.5, 3.0]))
+    return {
+        "float box": float_box,
+        "float64 box": gym.spaces.Box(-1.5, 4.0, shape=(3,), dtype=np.float64),
+        "half-bounded box": gym.spaces.Box(
+            np.array([-1.0, -np.inf], np.float32), np.array([1.0, 1.0], np.float32)
+        ),
+        "int box": gym.spaces.Box(low=2, high=9, shape=(2,), dtype=np.int64),
+        "discrete": gym.spaces.Discrete(4, start=1),
+        "multi-discrete": gym.spaces.MultiDiscrete([3, 5]),
+        "dict": gym.spaces.Dict({"move": float_box, "pick": gym.spaces.Discrete(3)}),
+    }
+
+
+@pytest.mark.parametrize("space_name", list(_action_spaces()))
+@pytest.mark.parametrize(("normalize", "clip"), [(True, True), (True, False), (False, True)])
+def test_batched_unsquash_equals_rllibs_per_item_piece(space_name, normalize, clip):
+    space = _action_spaces()[space_name]
+    rng = np.random.default_rng(0)
+
+    def draw(sub):  # Outside the bounds too, where the space has bounds to clip to.
+        if sub.dtype.kind == "f":
+            return rng.normal(scale=3.0, size=(7, *sub.shape)).astype(sub.dtype)
+        return np.stack([sub.sample() for _ in range(7)]) - (2 if sub.shape else 0)
+
+    actions = (
+        {key: draw(sub) for key, sub in space.spaces.items()}
+        if isinstance(space, gym.spaces.Dict)
+        else draw(space)
+    )
+    kwargs = dict(input_action_space=space, normalize_actions=normalize, clip_actions=clip)
+    batched = BatchedNormalizeAndClipActions(**kwargs)(
+        rl_module=None, batch={Columns.ACTIONS: tree.map_structure(np.copy, actions)}, episodes=[]
+    )
+    rows = [tree.map_structure(lambda a, i=i: a[i].copy(), actions) for i in range(7)]
+    per_item = NormalizeAndClipActions(**kwargs)(
+        rl_module=None,
+        batch={Columns.ACTIONS: {(i,): [row] for i, row in enumerate(rows)}},
+        episodes=[],
+    )
+    expected = [per_item[Columns.ACTIONS_FOR_ENV][(i,)][0] for i in range(7)]
+    for i, row in enumerate(expected):
+        got = tree.map_structure(lambda a, i=i: a[i], batched[Columns.ACTIONS_FOR_ENV])
+        tree.map_structure(np.testing.assert_array_equal, got, row)
+    # The sampled actions stay as they were, and the env's are not the same arrays.
+    tree.map_structure(np.testing.assert_array_equal, batched[Columns.ACTIONS], actions)
+    for out, sampled in zip(
+        tree.flatten(batched[Columns.ACTIONS_FOR_ENV]), tree.flatten(batched[Columns.ACTIONS])
+    ):
+        assert not np.shares_memory(out, sampled)
+    if space_name in ("float box", "int box") and (normalize or space_name == "float box"):
+        assert not np.array_equal(np.stack(expected), actions)  # Unsquashing/clipping ran.
+
+
+def test_batched_unsquash_of_module_batches_equals_rllibs_per_agent_piece():
+    """Multi-agent: a module's rows may belong to agents with different action bounds."""
+    wide = gym.spaces.Box(np.float32([-3.0, 0.0]), np.float32([3.0, 1.0]))
+    narrow = gym.spaces.Box(np.float32([-0.5, -0.5]), np.float32([0.5, 0.5]))
+    agents = {"a": wide, "b": narrow, "c": wide, "d": gym.spaces.Discrete(3)}
+    rows_of = {"m1": [("e1", "a"), ("e2", "b"), ("e1", "c"), ("e2", "a")], "m2": [("e1", "d")]}
+    rng = np.random.default_rng(1)
+    actions = {"m1": rng.normal(scale=2.0, size=(4, 2)).astype(np.float32), "m2": np.array([2])}
+    for normalize in (True, False):
+        kwargs = dict(
+            input_action_space=gym.spaces.Dict(agents),
+            normalize_actions=normalize,
+            clip_actions=True,
+        )
+        batched = BatchedNormalizeAndClipActions(**kwargs)(
+            rl_module=None,
+            batch={mid: {Columns.ACTIONS: a.copy()} for mid, a in actions.items()},
+            episodes=[],
+            shared_data={"memorized_map_structure": rows_of},
+        )
+        items = {
+            (eps, agent, mid): [actions[mid][i].copy()]
+            for mid, rows in rows_of.items()
+            for i, (eps, agent) in enumerate(rows)
+        }
+        per_item = NormalizeAndClipActions(**kwargs)(
+            rl_module=None, batch={Columns.ACTIONS: items}, episodes=[]
+        )[Columns.ACTIONS_FOR_ENV]
+        for mid, rows in rows_of.items():
+            expected = np.stack([per_item[(eps, agent, mid)][0] for eps, agent in rows])
+            np.testing.assert_array_equal(batched[mid][Columns.ACTIONS_FOR_ENV], expected)
+            np.testing.assert_array_equal(batched[mid][Columns.ACTIONS], actions[mid])
+        # Rows of agent b (narrow bounds) differ from what the wide bounds would give.
+        assert np.abs(batched["m1"][Columns.ACTIONS_FOR_ENV][1]).max() <= 0.5
+
+
+def test_maml_pipelines_carry_the_batched_piece_for_flat_action_spaces(team_runner_and_jobs):
+    runner, _ = team_runner_and_jobs
+    pieces = [type(piece) for piece in runner._module_to_env.connectors]
+    assert BatchedNormalizeAndClipActions in pieces
+    assert NormalizeAndClipActions not in pieces
+    assert pieces.index(BatchedNormalizeAndClipActions) == pieces.index(TensorToNumpy) + 1

@@ -59,7 +59,7 @@ from rllib_marl_meta.algorithms.maml.torch.central_value import (
     CENTRAL_VALUE_MODULE_ID,
     central_value_spec,
 )
-from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
+from rllib_marl_meta.algorithms.plan_sampling import use_batched_action_transform
 from rllib_marl_meta.checkpoints import CheckedCheckpointMixin
 from rllib_marl_meta.envs.creation import (
     close_env,
@@ -284,17 +284,11 @@ class MAMLConfig(CheckedSettingsMixin, AlgorithmConfig):
     @override(AlgorithmConfig)
     def build_module_to_env_connector(self, env=None, spaces=None):
         pipeline = super().build_module_to_env_connector(env=env, spaces=spaces)
-        # Single-agent: unsquash/clip the batched actions in one call (RLlib's default piece
-        # works item by item, a quarter of the EnvRunner's time with many sub-envs).
-        names = [type(piece).__name__ for piece in pipeline.connectors]
-        if not self.is_multi_agent and {"NormalizeAndClipActions", "TensorToNumpy"} <= set(names):
-            pipeline.remove("NormalizeAndClipActions")
-            pipeline.insert_after(
-                "TensorToNumpy",
-                BatchedNormalizeAndClipActions(
-                    normalize_actions=self.normalize_actions, clip_actions=self.clip_actions
-                ),
-            )
+        # Unsquash/clip the batched actions in one call (RLlib's default piece works item by
+        # item, a quarter of the EnvRunner's time with many sub-envs).
+        use_batched_action_transform(
+            pipeline, self.normalize_actions, self.clip_actions, self.is_multi_agent
+        )
         return pipeline
 
     @override(AlgorithmConfig)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
-import tree
 from ray.rllib.core import DEFAULT_MODULE_ID
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED
@@ -97,68 +95,6 @@ def test_every_task_gets_its_quota_and_no_step_is_discarded(
     assert result["num_episodes_per_task"] == episodes_per_task
     used = meta_batch_size * episodes_per_task * 2 * 10  # (K + 1 = 2) rounds, 10 steps.
     assert result[ENV_RUNNER_RESULTS][NUM_ENV_STEPS_SAMPLED] == used
-
-
-def _action_spaces() -> dict:
-    import gymnasium as gym
-
-    float_box = gym.spaces.Box(np.float32([-2.0, 0.0]), np.float32([-0.5, 3.0]))
-    return {
-        "float box": float_box,
-        "float64 box": gym.spaces.Box(-1.5, 4.0, shape=(3,), dtype=np.float64),
-        "half-bounded box": gym.spaces.Box(
-            np.array([-1.0, -np.inf], np.float32), np.array([1.0, 1.0], np.float32)
-        ),
-        "int box": gym.spaces.Box(low=2, high=9, shape=(2,), dtype=np.int64),
-        "discrete": gym.spaces.Discrete(4, start=1),
-        "multi-discrete": gym.spaces.MultiDiscrete([3, 5]),
-        "dict": gym.spaces.Dict({"move": float_box, "pick": gym.spaces.Discrete(3)}),
-    }
-
-
-@pytest.mark.parametrize("space_name", list(_action_spaces()))
-@pytest.mark.parametrize(("normalize", "clip"), [(True, True), (True, False), (False, True)])
-def test_batched_unsquash_equals_rllibs_per_item_piece(space_name, normalize, clip):
-    from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
-    from ray.rllib.core.columns import Columns
-
-    from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
-
-    space = _action_spaces()[space_name]
-    rng = np.random.default_rng(0)
-
-    def draw(sub):  # Outside the bounds too, where the space has bounds to clip to.
-        if sub.dtype.kind == "f":
-            return rng.normal(scale=3.0, size=(7, *sub.shape)).astype(sub.dtype)
-        return np.stack([sub.sample() for _ in range(7)]) - (2 if sub.shape else 0)
-
-    actions = (
-        {key: draw(sub) for key, sub in space.spaces.items()}
-        if isinstance(space, gym.spaces.Dict)
-        else draw(space)
-    )
-    kwargs = dict(input_action_space=space, normalize_actions=normalize, clip_actions=clip)
-    batched = BatchedNormalizeAndClipActions(**kwargs)(
-        rl_module=None, batch={Columns.ACTIONS: tree.map_structure(np.copy, actions)}, episodes=[]
-    )
-    rows = [tree.map_structure(lambda a, i=i: a[i].copy(), actions) for i in range(7)]
-    per_item = NormalizeAndClipActions(**kwargs)(
-        rl_module=None,
-        batch={Columns.ACTIONS: {(i,): [row] for i, row in enumerate(rows)}},
-        episodes=[],
-    )
-    expected = [per_item[Columns.ACTIONS_FOR_ENV][(i,)][0] for i in range(7)]
-    for i, row in enumerate(expected):
-        got = tree.map_structure(lambda a, i=i: a[i], batched[Columns.ACTIONS_FOR_ENV])
-        tree.map_structure(np.testing.assert_array_equal, got, row)
-    # The sampled actions stay as they were, and the env's are not the same arrays.
-    tree.map_structure(np.testing.assert_array_equal, batched[Columns.ACTIONS], actions)
-    for out, sampled in zip(
-        tree.flatten(batched[Columns.ACTIONS_FOR_ENV]), tree.flatten(batched[Columns.ACTIONS])
-    ):
-        assert not np.shares_memory(out, sampled)
-    if space_name in ("float box", "int box") and (normalize or space_name == "float box"):
-        assert not np.array_equal(np.stack(expected), actions)  # Unsquashing/clipping ran.
 
 
 @pytest.mark.parametrize("num_envs", [2, 5])
