@@ -192,32 +192,51 @@ class BatchedNormalizeAndClipActions(module_to_env.NormalizeAndClipActions):
     spaces differ. Placed after ``TensorToNumpy`` (see :func:`use_batched_action_transform`).
     """
 
+    def recompute_output_action_space(self, input_observation_space, input_action_space):
+        self._transforms: dict = {}  # Per agent (None: single-agent), built at first use.
+        self._space_of: dict = {}  # Per agent, the first agent seen with an equal space.
+        return super().recompute_output_action_space(input_observation_space, input_action_space)
+
     def __call__(self, *, rl_module, batch, episodes, explore=None, shared_data=None, **kwargs):
         if not (self.normalize_actions or self.clip_actions):
             return batch
         rows_of = (shared_data or {}).get("memorized_map_structure")
         if not isinstance(rows_of, dict):  # Single-agent.
-            batch[Columns.ACTIONS_FOR_ENV] = self._transform(self._action_space_struct)(
-                batch[Columns.ACTIONS]
-            )
+            batch[Columns.ACTIONS_FOR_ENV] = self._transform(None)(batch[Columns.ACTIONS])
             return batch
         for module_id, module_batch in batch.items():
             actions = module_batch[Columns.ACTIONS]
-            agents = np.array([agent for _, agent in rows_of[module_id]], dtype=object)
-            distinct = list(dict.fromkeys(agents))
-            structs = [self._action_space_struct[agent] for agent in distinct]
-            if all(struct == structs[0] for struct in structs):
-                module_batch[Columns.ACTIONS_FOR_ENV] = self._transform(structs[0])(actions)
+            row_agents = [agent for _, agent in rows_of[module_id]]
+            spaces = {self._space_key(agent) for agent in dict.fromkeys(row_agents)}
+            if len(spaces) == 1:
+                module_batch[Columns.ACTIONS_FOR_ENV] = self._transform(spaces.pop())(actions)
                 continue
+            agents = np.array(row_agents, dtype=object)
             for_env = np.array(actions)
-            for agent, struct in zip(distinct, structs):
+            for agent in dict.fromkeys(row_agents):
                 rows = agents == agent
-                for_env[rows] = self._transform(struct)(actions[rows])
+                for_env[rows] = self._transform(agent)(actions[rows])
             module_batch[Columns.ACTIONS_FOR_ENV] = for_env
         return batch
 
-    def _transform(self, struct: Any):
-        return action_transform(self.normalize_actions, self.clip_actions, struct)
+    def _space_key(self, agent: Any) -> Any:
+        """The first agent seen whose action space equals ``agent``'s (compared once)."""
+        if agent not in self._space_of:
+            struct = self._action_space_struct[agent]
+            seen = (a for a in self._space_of.values() if self._action_space_struct[a] == struct)
+            self._space_of[agent] = next(seen, agent)
+        return self._space_of[agent]
+
+    def _transform(self, agent: Any):
+        """The batched transform of ``agent``'s action space (None: single-agent)."""
+        if agent not in self._transforms:
+            struct = self._action_space_struct
+            self._transforms[agent] = action_transform(
+                self.normalize_actions,
+                self.clip_actions,
+                struct if agent is None else struct[agent],
+            )
+        return self._transforms[agent]
 
 
 def use_batched_action_transform(
