@@ -14,7 +14,7 @@ default connectors, in an equivalent loop of its own that skips their per-step c
 - a sub-env with nothing left to do idles (returns its last observation without stepping its
   env) until the last planned episode ends, and its idle steps are not counted as sampled;
 - each row's exploration noise can come from its episode's own generator
-  (:meth:`EpisodePlan.rng`, :func:`sample_actions`), seeded from the task's seed and the episode
+  (:meth:`EpisodePlan.draws`, :func:`sample_actions`), seeded from the task's seed and the episode
   index, so an episode does not depend on which runner or sub-env ran it.
 
 MAML's runners (``maml/env_runner.py``) sample each task with its own adapted weights this way;
@@ -23,10 +23,12 @@ RL²'s meta-test (``rl2/meta_test.py``) runs one trial per held-out task.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import zlib
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -61,6 +63,11 @@ def episode_seed(job_seed: int, episode_index: int) -> int:
     return int(np.random.SeedSequence([job_seed, episode_index]).generate_state(1)[0])
 
 
+# Steps of exploration noise drawn at once from an episode's generator: the same numbers as
+# drawing them step by step, for a generator call per row every NOISE_BLOCK steps.
+NOISE_BLOCK = 64
+
+
 class EpisodePlan:
     """The episodes one ``sample`` call runs: a queue of ``(task position, task, seed)``."""
 
@@ -70,6 +77,7 @@ class EpisodePlan:
         self.row_task = np.zeros(num_rows, dtype=np.int64)  # Task position of each sub-env.
         self.row_seed = np.zeros(num_rows, dtype=np.int64)
         self._rngs: dict[tuple[int, Any], np.random.Generator] = {}
+        self._noise: dict[tuple[str, tuple], _NoiseBlocks] = {}
         self.version = 0  # Changes whenever a sub-env changes task.
 
     def take(self, row: int) -> tuple[int, Any, int] | None:
@@ -79,6 +87,8 @@ class EpisodePlan:
         self.version += self.row_task[row] != position
         self.row_task[row], self.row_seed[row] = position, seed
         self._rngs = {key: rng for key, rng in self._rngs.items() if key[0] != row}
+        for blocks in self._noise.values():
+            blocks.forget(row)
         return position, task, seed
 
     def rng(self, row: int, agent: Any = None) -> np.random.Generator:
@@ -88,6 +98,54 @@ class EpisodePlan:
             agent_key = 0 if agent is None else zlib.crc32(str(agent).encode())
             self._rngs[key] = np.random.default_rng([int(self.row_seed[row]), agent_key])
         return self._rngs[key]
+
+    def draws(self, keys: list[tuple[int, Any]], method: str, shape: tuple) -> np.ndarray:
+        """Each ``(row, agent)`` key's next ``self.rng(row, agent).<method>(shape)``, stacked.
+
+        ``method`` is a ``numpy.random.Generator`` method that fills its output in order
+        (``"standard_normal"``, ``"random"``), so drawing ``NOISE_BLOCK`` steps at once gives
+        the numbers of drawing them one step at a time (a generator call per row and step
+        costs a direct sampling loop more than a fast env's step).
+        """
+        blocks = self._noise.get((method, shape))
+        if blocks is None:
+            blocks = self._noise[(method, shape)] = _NoiseBlocks(method, shape)
+        return blocks.next(keys, self.rng)
+
+
+class _NoiseBlocks:
+    """Blocks of draws of one generator method and shape, one block per ``(row, agent)``."""
+
+    def __init__(self, method: str, shape: tuple) -> None:
+        self.method, self.shape = method, shape
+        self.slot_of: dict[tuple[int, Any], int] = {}
+        self.keys: list[tuple[int, Any]] = []  # Of each slot.
+        self.values = np.zeros((0, NOISE_BLOCK, *shape))
+        self.cursor = np.zeros(0, dtype=np.int64)  # NOISE_BLOCK: the block must be drawn.
+
+    def forget(self, row: int) -> None:
+        """``row`` starts a new episode (a new generator): its blocks are drawn again."""
+        for key, slot in self.slot_of.items():
+            if key[0] == row:
+                self.cursor[slot] = NOISE_BLOCK
+
+    def next(self, keys: list[tuple[int, Any]], rng: Any) -> np.ndarray:
+        if any(key not in self.slot_of for key in keys):
+            for key in keys:
+                if key not in self.slot_of:
+                    self.slot_of[key] = len(self.keys)
+                    self.keys.append(key)
+            grow = len(self.slot_of) - len(self.cursor)
+            self.values = np.concatenate([self.values, np.zeros((grow, *self.values.shape[1:]))])
+            self.cursor = np.concatenate([self.cursor, np.full(grow, NOISE_BLOCK)])
+        slots = np.fromiter((self.slot_of[key] for key in keys), np.int64, len(keys))
+        for slot in slots[self.cursor[slots] >= NOISE_BLOCK]:
+            draw = getattr(rng(*self.keys[slot]), self.method)
+            self.values[slot] = draw((NOISE_BLOCK, *self.shape))
+            self.cursor[slot] = 0
+        draws = self.values[slots, self.cursor[slots]]
+        self.cursor[slots] += 1
+        return draws
 
 
 class PlannedSubEnv(gym.Wrapper):
@@ -104,7 +162,9 @@ class PlannedSubEnv(gym.Wrapper):
         self.idle = False
         self.idle_steps = 0  # Steps taken while idle since the runner last counted them.
         self._task_env = require_task_env(env)
-        self._last_obs: Any = None
+        # What the row returns while idle: its env's latest observation (kept up to date by a
+        # direct loop that steps the env in one call with others, see `many_env_stepper`).
+        self.last_observation: Any = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if self.plan is None:
@@ -112,32 +172,32 @@ class PlannedSubEnv(gym.Wrapper):
         item = self.plan.take(self.row)
         self.idle = item is None
         if item is None:
-            if self._last_obs is None:
-                self._last_obs, _ = self.env.reset()
-            return self._last_obs, self._tag({}, -1)
+            if self.last_observation is None:
+                self.last_observation, _ = self.env.reset()
+            return self.last_observation, self._tag({}, -1)
         position, task, seed_ = item
         self._task_env.set_task(task)
         obs, info = self.env.reset(seed=seed_)
-        self._last_obs = obs
+        self.last_observation = obs
         return obs, self._tag(info, position)
 
     def step(self, action):
         if self.plan is not None and self.idle:
             self.idle_steps += 1
             if not self.multi_agent:
-                return self._last_obs, 0.0, False, False, {}
-            agents = list(self._last_obs)
+                return self.last_observation, 0.0, False, False, {}
+            agents = list(self.last_observation)
             not_done = {a: False for a in agents} | {"__all__": False}
-            return self._last_obs, dict.fromkeys(agents, 0.0), not_done, dict(not_done), {}
+            return self.last_observation, dict.fromkeys(agents, 0.0), not_done, dict(not_done), {}
         obs, reward, terminated, truncated, info = self.env.step(action)
         if not self.multi_agent or obs:
-            self._last_obs = obs
+            self.last_observation = obs
         return obs, reward, terminated, truncated, info
 
     def _tag(self, info: dict, position: int) -> dict:
         if not self.multi_agent:
             return {**info, PLAN_TASK: position}
-        return {a: {**info.get(a, {}), PLAN_TASK: position} for a in self._last_obs}
+        return {a: {**info.get(a, {}), PLAN_TASK: position} for a in self.last_observation}
 
 
 def _to_module(observations: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -261,19 +321,18 @@ def use_batched_action_transform(
 
 
 def sample_actions(
-    dist_cls: type, inputs: torch.Tensor, rngs: list[np.random.Generator]
+    dist_cls: type, inputs: torch.Tensor, draws: Callable[[str, tuple], np.ndarray]
 ) -> dict[str, torch.Tensor]:
-    """Actions drawn row by row with each row's own generator, and their log-probabilities.
+    """Actions drawn with each row's own noise, and their log-probabilities.
 
-    Exact for RLlib's diagonal-Gaussian and categorical distributions (any shape after the
-    batch dimension, e.g. a recurrent module's time dimension); others fall back to torch's
-    global generator.
+    ``draws(method, shape)`` gives every row's next ``Generator.<method>(shape)`` from that
+    row's own generator, stacked (see :meth:`EpisodePlan.draws`). Exact for RLlib's
+    diagonal-Gaussian and categorical distributions (any shape after the batch dimension, e.g. a
+    recurrent module's time dimension); others fall back to torch's global generator.
     """
     if issubclass(dist_cls, TorchDiagGaussian):
         loc, log_std = inputs.chunk(2, dim=-1)
-        noise = torch.as_tensor(
-            np.stack([rng.standard_normal(loc.shape[1:]) for rng in rngs]), dtype=loc.dtype
-        )
+        noise = torch.as_tensor(draws("standard_normal", tuple(loc.shape[1:])), dtype=loc.dtype)
         actions = loc + log_std.exp() * noise
         # The Gaussian's log-density at loc + std * noise in closed form: a tenth of the cost
         # of building the torch distribution at every step (tested equal to RLlib's `logp`).
@@ -285,7 +344,7 @@ def sample_actions(
         }
     dist = dist_cls.from_logits(inputs)
     if issubclass(dist_cls, TorchCategorical):
-        uniform = np.stack([rng.random(inputs.shape[1:]) for rng in rngs])
+        uniform = draws("random", tuple(inputs.shape[1:]))
         gumbel = -torch.log(-torch.log(torch.as_tensor(uniform, dtype=inputs.dtype)))
         actions = torch.argmax(inputs + gumbel, dim=-1)
     else:
@@ -406,17 +465,82 @@ _EPISODE_CALLBACKS = ("created", "start", "step", "end")
 _FLAT_ACTION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
 
 
-class _EpisodeRecord:
-    """One planned episode's data, collected step by step as plain lists."""
+# Gymnasium wrappers that ``gym.make`` adds and that change no step: a direct loop may step the
+# env inside them (checks on the first step are left to the next plain step).
+_PASS_THROUGH_WRAPPERS = (gym.wrappers.OrderEnforcing, gym.wrappers.PassiveEnvChecker)
 
-    __slots__ = ("observations", "infos", "actions", "rewards", "outputs", "start")
 
-    def __init__(self, observation: Any, info: dict, output_keys) -> None:
-        self.observations, self.infos = [observation], [info]
-        self.actions: list = []
-        self.rewards: list = []
-        self.outputs: dict[str, list] = {key: [] for key in output_keys}
-        self.start = time.perf_counter()
+def many_env_stepper(rows: list[PlannedSubEnv]) -> Any:
+    """``step(indices, actions)`` that steps the envs of ``rows[indices]`` in one call of their
+    class's ``step_many`` (see below), or None where that would skip something.
+
+    An env class may give ``step_many(envs, actions)``: the same as
+    ``[env.step(a) for env, a in zip(envs, actions)]``, for instances of that class with their
+    own tasks and states, as arrays ``(observations, rewards, terminated, truncated, infos)``,
+    ``infos`` a list of dicts or None (all empty). The built-in envs that step in a few
+    microseconds have one: stepping them in turn behind their wrappers costs a direct loop more
+    than the env. Used only where every row's env is of one such class, with nothing but
+    pass-through wrappers around it.
+    """
+    envs = []
+    for row in rows:
+        env = row.env
+        while isinstance(env, gym.Wrapper):
+            if type(env) not in _PASS_THROUGH_WRAPPERS:
+                return None
+            env = env.env
+        envs.append(env)
+    env_class = type(envs[0])
+    step_many = getattr(env_class, "step_many", None)
+    if step_many is None or any(type(env) is not env_class for env in envs):
+        return None
+    return lambda indices, actions: step_many([envs[i] for i in indices], actions)
+
+
+def _step_in_turn(rows: list[PlannedSubEnv], indices: np.ndarray, actions: Any) -> tuple:
+    """``rows[indices]`` stepped one after the other, as :func:`many_env_stepper`'s steps."""
+    results = [rows[i].step(action) for i, action in zip(indices, actions)]
+    observations, rewards, terminated, truncated, infos = zip(*results)
+    return (
+        np.stack(observations),
+        np.array(rewards, dtype=np.float64),
+        np.array(terminated, dtype=bool),
+        np.array(truncated, dtype=bool),
+        list(infos),
+    )
+
+
+class _StepColumns:
+    """One plan's per-step arrays over all rows, grown as it runs; an episode is one row's
+    slice of them (no per-row, per-step bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def append(self, **values: np.ndarray) -> None:
+        for key, value in values.items():
+            array = self._arrays.get(key)
+            if array is None or len(array) == self.size:
+                grown = np.empty((max(64, 2 * self.size), *value.shape), dtype=value.dtype)
+                if array is not None:
+                    grown[: self.size] = array[: self.size]
+                self._arrays[key] = array = grown
+            array[self.size] = value
+        self.size += 1
+
+    def row(self, key: str, row: int, start: int) -> list:
+        """Row ``row``'s values from step ``start`` to the last one, one array per step."""
+        return list(self._arrays[key][start : self.size, row].copy())
+
+
+class _EpisodeStart:
+    """Where a planned episode began: its first step, reset info and start time."""
+
+    __slots__ = ("step", "info", "time")
+
+    def __init__(self, step: int, info: dict) -> None:
+        self.step, self.info, self.time = step, info, time.perf_counter()
 
 
 class SingleAgentPlanMixin(PlanSamplingMixin):
@@ -448,22 +572,26 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
         )
 
     def _sample_plan_directly(self, plan: EpisodePlan, forward: Any) -> list:
-        """Runs the plan's episodes: one batched forward per step, sub-envs stepped in turn.
+        """Runs the plan's episodes: one batched forward per step, then the sub-envs stepped
+        in one call of their env's ``step_many`` (see :func:`many_env_stepper`) or in turn.
 
         Idle rows (nothing left in the plan) join the forward pass, as in RLlib's loop, but are
-        not stepped. Episodes are built once they end, with the metrics RLlib logs for them.
+        not stepped. Every step's arrays are kept for all rows at once; an episode takes its
+        row's slice when it ends and is built with the metrics RLlib logs for it.
         """
         rows = self._planned_rows
         obs_space = self.env.single_observation_space
-        act_space = self.env.single_action_space
         to_env = action_transform(
             self.config.normalize_actions,
             self.config.clip_actions,
-            get_base_struct_from_space(act_space),
+            get_base_struct_from_space(self.env.single_action_space),
         )
+        step_rows = many_env_stepper(rows) or functools.partial(_step_in_turn, rows)
         observations = np.zeros((len(rows), *obs_space.shape), dtype=obs_space.dtype)
-        records: list[_EpisodeRecord | None] = [None] * len(rows)
-        output_keys = (Columns.ACTION_DIST_INPUTS, Columns.ACTION_LOGP)
+        rewards = np.zeros(len(rows), dtype=np.float64)
+        history = _StepColumns()
+        step_infos: list[list | None] = []  # Per step: every row's info (None: all empty).
+        starts: list[_EpisodeStart | None] = [None] * len(rows)
         done: list[SingleAgentEpisode] = []
         steps = 0
         device = next(iter(self.module.parameters()), torch.empty(0)).device
@@ -471,52 +599,83 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
         def start(index: int) -> None:
             observation, info = rows[index].reset()
             observations[index] = observation
-            idle = rows[index].idle
-            records[index] = (
-                None if idle else _EpisodeRecord(observations[index].copy(), info, output_keys)
-            )
+            starts[index] = None if rows[index].idle else _EpisodeStart(history.size, info)
 
         with self.metrics.log_time(SAMPLE_TIMER):
             for index in range(len(rows)):
                 start(index)
-            while any(record is not None for record in records):
+            active = np.flatnonzero([s is not None for s in starts])
+            while len(active):
                 out = forward({Columns.OBS: _to_module(observations, device)})
                 out = {key: value.cpu().numpy() for key, value in out.items()}
                 actions = out[Columns.ACTIONS]
-                actions_for_env = to_env(actions)
-                for index, record in enumerate(records):
-                    if record is None:
-                        continue
-                    observation, reward, terminated, truncated, info = rows[index].step(
-                        actions_for_env[index]
+                observed = observations.copy()
+                next_obs, step_rewards, terminated, truncated, infos = step_rows(
+                    active, to_env(actions)[active]
+                )
+                observations[active] = next_obs
+                rewards[active] = step_rewards
+                steps += len(active)
+                history.append(
+                    observations=observed,
+                    actions=actions,
+                    rewards=rewards,
+                    logp=out[Columns.ACTION_LOGP],
+                    dist_inputs=out[Columns.ACTION_DIST_INPUTS],
+                )
+                if infos is not None:
+                    row_infos: list = [None] * len(rows)
+                    for index, info in zip(active, infos):
+                        row_infos[index] = info
+                    infos = row_infos
+                step_infos.append(infos)
+                ended = np.flatnonzero(terminated | truncated)
+                for position in ended:
+                    index = int(active[position])
+                    rows[index].last_observation = next_obs[position]
+                    done.append(
+                        self._finish_episode(
+                            history,
+                            step_infos,
+                            index,
+                            starts[index],
+                            observations[index].copy(),
+                            bool(terminated[position]),
+                            bool(truncated[position]),
+                        )
                     )
-                    observations[index] = observation
-                    steps += 1
-                    record.observations.append(observations[index].copy())
-                    record.infos.append(info)
-                    record.actions.append(actions[index])
-                    record.rewards.append(float(reward))
-                    for key in output_keys:
-                        record.outputs[key].append(out[key][index])
-                    if terminated or truncated:
-                        done.append(self._finish_episode(record, terminated, truncated))
-                        start(index)
+                    start(index)
+                if len(ended):
+                    active = np.flatnonzero([s is not None for s in starts])
         self._done_episodes_for_metrics.extend(done)
         self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=steps)
         self._increase_sampled_metrics(steps, len(done))
         return done
 
     def _finish_episode(
-        self, record: _EpisodeRecord, terminated: bool, truncated: bool
+        self,
+        history: _StepColumns,
+        step_infos: list,
+        row: int,
+        episode_start: _EpisodeStart,
+        last_observation: np.ndarray,
+        terminated: bool,
+        truncated: bool,
     ) -> SingleAgentEpisode:
-        outputs = dict(record.outputs)
-        outputs[WEIGHTS_SEQ_NO] = [self._weights_seq_no] * len(record.actions)
+        first = episode_start.step
+        actions = history.row("actions", row, first)
+        infos = [episode_start.info]
+        infos += [{} if infos_t is None else infos_t[row] for infos_t in step_infos[first:]]
         episode = SingleAgentEpisode(
-            observations=record.observations,
-            infos=record.infos,
-            actions=record.actions,
-            rewards=record.rewards,
-            extra_model_outputs=outputs,
+            observations=[*history.row("observations", row, first), last_observation],
+            infos=infos,
+            actions=actions,
+            rewards=history.row("rewards", row, first),
+            extra_model_outputs={
+                Columns.ACTION_LOGP: history.row("logp", row, first),
+                Columns.ACTION_DIST_INPUTS: history.row("dist_inputs", row, first),
+                WEIGHTS_SEQ_NO: [self._weights_seq_no] * len(actions),
+            },
             terminated=terminated,
             truncated=truncated,
             observation_space=self.env.single_observation_space,
@@ -524,7 +683,7 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
             len_lookback_buffer=0,
             t_started=0,
         )
-        episode._start_time, episode._last_step_time = record.start, time.perf_counter()
+        episode._start_time, episode._last_step_time = episode_start.time, time.perf_counter()
         return episode.to_numpy() if self.episodes_to_numpy else episode
 
     def _plan_task_of(self, episode: Any) -> int:

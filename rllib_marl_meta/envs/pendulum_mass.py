@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from gymnasium.envs.classic_control.pendulum import PendulumEnv
+import numpy as np
+from gymnasium.envs.classic_control.pendulum import PendulumEnv, angle_normalize
 
 from rllib_marl_meta.envs._config import (
     integer,
@@ -57,3 +58,40 @@ class PendulumMass(TaskSettableMixin, PendulumEnv):
         obs, reward, terminated, truncated, info = super().step(action)
         self._t += 1
         return obs, reward, terminated, truncated or self._t >= self.max_episode_steps, info
+
+    @classmethod
+    def step_many(cls, envs: list[PendulumMass], actions: np.ndarray) -> tuple:
+        """``[env.step(a) for env, a in zip(envs, actions)]`` in one numpy pass, as arrays
+        (infos None: all empty): gymnasium's Pendulum dynamics with each env's own mass, the
+        same dtypes and operations (tested equal). A direct sampling loop steps its sub-envs
+        this way: the env's own step takes microseconds, less than calling it through its
+        wrappers."""
+        actions = np.asarray(actions)
+        # Bounds in the actions' dtype, as numpy treats gymnasium's Python-float bound.
+        torque = np.array([[env.max_torque] for env in envs], dtype=actions.dtype)
+        u = np.clip(actions, -torque, torque)[:, 0]
+        th, thdot = np.stack([env.state for env in envs]).T
+        g, m, length, dt, max_speed = (
+            np.array([getattr(env, name) for env in envs])
+            for name in ("g", "m", "l", "dt", "max_speed")
+        )
+        costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + 0.001 * (u**2)
+        # Per env: gymnasium multiplies a Python or numpy scalar by the action's scalar, whose
+        # result dtype (float32 or float64) depends on the type of `m`.
+        torque_term = np.array(
+            [3.0 / (env.m * env.l**2) * u_i for env, u_i in zip(envs, u)], dtype=np.float64
+        )
+        new_thdot = thdot + (3 * g / (2 * length) * np.sin(th) + torque_term) * dt
+        new_thdot = np.clip(new_thdot, -max_speed, max_speed)
+        new_th = th + new_thdot * dt
+        truncated = np.empty(len(envs), dtype=bool)
+        for i, env in enumerate(envs):
+            env.last_u = u[i]
+            env.state = np.array([new_th[i], new_thdot[i]])
+            env._t += 1
+            truncated[i] = env._t >= env.max_episode_steps
+            if env.render_mode == "human":
+                env.render()
+        observations = np.stack([np.cos(new_th), np.sin(new_th), new_thdot], axis=1)
+        terminated = np.zeros(len(envs), dtype=bool)
+        return observations.astype(np.float32), -costs, terminated, truncated, None

@@ -59,6 +59,24 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
         )
         self._position = self._position + action
         self._t += 1
-        reward = -float(np.linalg.norm(self._position - self._goal))
+        reward = -float(np.sqrt(np.square(self._position - self._goal).sum()))  # As step_many.
         truncated = self._t >= self.horizon
         return self._position.astype(np.float32), reward, False, truncated, {}
+
+    @classmethod
+    def step_many(cls, envs: list[PointNavigation2D], actions: np.ndarray) -> tuple:
+        """``[env.step(a) for env, a in zip(envs, actions)]`` in one numpy pass, as arrays
+        (infos None: all empty). A direct sampling loop steps its sub-envs this way: the env's
+        own step takes a few microseconds, less than calling it through its wrappers."""
+        bounds = np.array([[env.action_bound] for env in envs])
+        moves = np.clip(np.asarray(actions, dtype=np.float64), -bounds, bounds)
+        positions = np.stack([env._position for env in envs]) + moves
+        goals = np.stack([env._goal for env in envs])
+        rewards = -np.sqrt(np.square(positions - goals).sum(axis=1))
+        truncated = np.empty(len(envs), dtype=bool)
+        for i, env in enumerate(envs):
+            env._position = positions[i]
+            env._t += 1
+            truncated[i] = env._t >= env.horizon
+        terminated = np.zeros(len(envs), dtype=bool)
+        return positions.astype(np.float32), rewards, terminated, truncated, None

@@ -20,7 +20,13 @@ from ray.rllib.utils.metrics import (
 
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob
-from rllib_marl_meta.algorithms.plan_sampling import BatchedNormalizeAndClipActions
+from rllib_marl_meta.algorithms.plan_sampling import (
+    NOISE_BLOCK,
+    BatchedNormalizeAndClipActions,
+    EpisodePlan,
+    many_env_stepper,
+)
+from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.tasks import require_task_env
 
 AGENTS = ["agent_0", "agent_1"]
@@ -195,3 +201,50 @@ def test_maml_pipelines_carry_the_batched_piece_for_flat_action_spaces(team_runn
     assert BatchedNormalizeAndClipActions in pieces
     assert NormalizeAndClipActions not in pieces
     assert pieces.index(BatchedNormalizeAndClipActions) == pieces.index(TensorToNumpy) + 1
+
+
+def test_plan_draws_equal_each_episodes_generator_drawn_step_by_step():
+    """Noise drawn NOISE_BLOCK steps at a time per (row, agent) equals the episode's own
+    generator drawn once per step, across blocks and a row's change of episode. (A key draws
+    with one method only: its module's distribution decides which.)"""
+    plan = EpisodePlan([(0, None, 11), (1, None, 12), (0, None, 13)], num_rows=2)
+    plan.take(0), plan.take(1)
+    keys = [(0, None), (1, "a"), (1, "b")]
+    expected = {key: plan.rng(*key) for key in keys}  # Fresh generators of the same seeds.
+    plan._rngs.clear()
+    for _ in range(NOISE_BLOCK + 5):
+        draws = plan.draws(keys, "standard_normal", (3,))
+        want = np.stack([expected[key].standard_normal((3,)) for key in keys])
+        np.testing.assert_array_equal(draws, want)
+    plan.take(0)  # Row 0 starts the third episode: a new generator.
+    expected[(0, None)] = np.random.default_rng([13, 0])
+    for _ in range(3):
+        draws = plan.draws(keys[:1], "standard_normal", (3,))
+        np.testing.assert_array_equal(draws[0], expected[(0, None)].standard_normal((3,)))
+    fresh = EpisodePlan([(0, None, 13)], num_rows=1)  # Another generator method, new key.
+    fresh.take(0)
+    np.testing.assert_array_equal(
+        plan.draws([(0, "c")], "random", (2,))[0], fresh.rng(0, "c").random((2,))
+    )
+
+
+def test_direct_loop_steps_built_in_envs_together_only_behind_pass_through_wrappers(ray_session):
+    """PointNavigation2D's sub-envs step in one `step_many` call; an extra wrapper around the
+    env (which may change a step) or envs of different classes step in turn."""
+    algo = (
+        MAMLConfig()
+        .environment("PointNavigation2D")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=2)
+        .build_algo()
+    )
+    try:
+        rows = algo.env_runner._planned_rows
+        assert many_env_stepper(rows) is not None
+        original = rows[1].env
+        rows[1].env = gym.wrappers.TimeLimit(original, max_episode_steps=5)
+        assert many_env_stepper(rows) is None
+        rows[1].env = make_env("PendulumMass")
+        assert many_env_stepper(rows) is None
+        rows[1].env = original
+    finally:
+        algo.stop()

@@ -250,3 +250,43 @@ def test_package_works_without_the_extras():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr
+
+
+# Built-in envs with ``step_many`` (see `plan_sampling.many_env_stepper`): their horizon key.
+STEP_MANY_HORIZONS = {"PointNavigation2D": "horizon", "PendulumMass": "max_episode_steps"}
+
+
+def test_the_envs_with_step_many_are_the_listed_ones():
+    with_step_many = {n for n in SINGLE_AGENT_ENVS if hasattr(_make(n).unwrapped, "step_many")}
+    assert with_step_many == set(STEP_MANY_HORIZONS)
+
+
+@pytest.mark.parametrize("name", sorted(STEP_MANY_HORIZONS))
+def test_step_many_equals_stepping_each_env_in_turn(name):
+    """An env's ``step_many`` (the direct sampling loop's) gives what stepping each instance
+    does: the same observations, rewards, ends and infos, the same states afterwards; here
+    three envs with their own tasks, seeds and horizons, over episode ends."""
+    apart, together = [], []
+    for copies in (apart, together):
+        for i, horizon in enumerate((3, 5, 4)):
+            env = _make(name, **{STEP_MANY_HORIZONS[name]: horizon}).unwrapped
+            env.set_task(env.sample_tasks(3, seed=1)[i])
+            env.reset(seed=i)
+            copies.append(env)
+    action_space = apart[0].action_space
+    action_space.seed(0)
+    for _ in range(12):
+        actions = np.stack([action_space.sample() * 1.5 for _ in apart])  # Some out of bounds.
+        expected = [env.step(a) for env, a in zip(apart, actions)]
+        observations, rewards, terminated, truncated, infos = type(together[0]).step_many(
+            together, actions
+        )
+        np.testing.assert_array_equal(observations, np.stack([e[0] for e in expected]))
+        np.testing.assert_array_equal(rewards, [e[1] for e in expected])
+        np.testing.assert_array_equal(terminated, [e[2] for e in expected])
+        np.testing.assert_array_equal(truncated, [e[3] for e in expected])
+        assert (infos or [{}] * 3) == [e[4] for e in expected]
+        for i, (env, result) in enumerate(zip(apart, expected)):
+            if result[2] or result[3]:
+                env.reset(seed=10 + i)
+                together[i].reset(seed=10 + i)

@@ -160,9 +160,9 @@ class _RowWeights:
             inputs[index] = group_inputs
         return inputs
 
-    def sample(self, inputs: torch.Tensor, rngs: list[np.random.Generator]) -> dict:
-        """Actions (each row with its own generator) and their log-probabilities."""
-        return sample_actions(self.dist_cls, inputs, rngs)
+    def sample(self, inputs: torch.Tensor, draws: Any) -> dict:
+        """Actions (each row with its own noise, see ``sample_actions``) and their log-probs."""
+        return sample_actions(self.dist_cls, inputs, draws)
 
 
 class MAMLEnvRunner(SingleAgentPlanMixin, SingleAgentEnvRunner):
@@ -170,11 +170,12 @@ class MAMLEnvRunner(SingleAgentPlanMixin, SingleAgentEnvRunner):
 
     def _plan_forward(self, jobs: list, plan: EpisodePlan):
         weights = _RowWeights(self.module, [job.weights[DEFAULT_MODULE_ID] for job in jobs])
+        keys = [(row, None) for row in range(self.num_envs)]
 
         @torch.no_grad()
         def forward(batch: dict, **kwargs) -> dict:
             inputs = weights.inputs(batch, plan.row_task, plan.version)
-            return weights.sample(inputs, [plan.rng(row) for row in range(self.num_envs)])
+            return weights.sample(inputs, functools.partial(plan.draws, keys))
 
         return forward
 
@@ -200,7 +201,7 @@ class MultiAgentMAMLEnvRunner(MultiAgentPlanMixin, MultiAgentEnvRunner):
                 row_tasks = plan.row_task[[row for row, _ in rows]]
                 key = (plan.version, tuple(row for row, _ in rows))
                 inputs = modules[mid].inputs(module_batch, row_tasks, key)
-                out[mid] = modules[mid].sample(inputs, [plan.rng(r, a) for r, a in rows])
+                out[mid] = modules[mid].sample(inputs, functools.partial(plan.draws, rows))
             return out
 
         return forward

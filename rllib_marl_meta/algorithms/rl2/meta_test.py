@@ -11,6 +11,7 @@ not depend on how many trials run side by side.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,12 +45,12 @@ class RL2MetaTestEnvRunner(SingleAgentPlanMixin, SingleAgentEnvRunner):
     def _plan_forward(self, jobs: list, plan: EpisodePlan):
         module = self.module
         dist_cls = module.get_exploration_action_dist_cls()
+        draws = functools.partial(plan.draws, [(row, None) for row in range(self.num_envs)])
 
         @torch.no_grad()
         def forward(batch: dict, **kwargs) -> dict:
             out = type(module).forward_exploration(module, batch, **kwargs)
-            rngs = [plan.rng(row) for row in range(self.num_envs)]
-            return out | sample_actions(dist_cls, out[Columns.ACTION_DIST_INPUTS], rngs)
+            return out | sample_actions(dist_cls, out[Columns.ACTION_DIST_INPUTS], draws)
 
         return forward
 
@@ -68,9 +69,9 @@ class MultiAgentRL2MetaTestEnvRunner(MultiAgentPlanMixin, MultiAgentEnvRunner):
             for mid, module_batch in batch.items():
                 module = modules[mid]
                 module_out = type(module).forward_exploration(module, module_batch, **kwargs)
-                rngs = [plan.rng(row, agent) for row, agent in rows_of[mid]]
+                draws = functools.partial(plan.draws, rows_of[mid])
                 out[mid] = module_out | sample_actions(
-                    dist_classes[mid], module_out[Columns.ACTION_DIST_INPUTS], rngs
+                    dist_classes[mid], module_out[Columns.ACTION_DIST_INPUTS], draws
                 )
             return out
 

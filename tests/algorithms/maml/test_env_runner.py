@@ -11,6 +11,7 @@ from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED
 from rllib_marl_meta.algorithms.maml import MAMLConfig
 from rllib_marl_meta.algorithms.maml.env_runner import MAMLEnvRunner
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob
+from rllib_marl_meta.algorithms.plan_sampling import many_env_stepper
 from rllib_marl_meta.tasks import require_task_env
 from tests.algorithms.maml.conftest import small_maml_config
 
@@ -179,6 +180,9 @@ def test_direct_sampling_gives_the_episodes_of_rllibs_loop(ray_session, rows_pat
         for direct in (True, False):
             runner.sample_directly = direct
             assert runner._can_sample_directly() is direct
+            # The direct loop steps PointNavigation2D's sub-envs together, CartPoleMass's in turn.
+            stepper = many_env_stepper(runner._planned_rows)
+            assert (stepper is not None) is (env == "PointNavigation2D")
             runner.get_metrics()  # Clears what earlier calls logged.
             per_path[direct] = runner.sample_plan(jobs, episodes_per_task=3)
             metrics[direct] = runner.get_metrics()
@@ -282,7 +286,11 @@ def test_closed_form_gaussian_logp_equals_rllibs():
 
     inputs = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 2
     rngs = [np.random.default_rng(i) for i in range(6)]
-    out = sample_actions(TorchDiagGaussian, inputs, rngs)
+
+    def draws(method, shape):
+        return np.stack([getattr(rng, method)(shape) for rng in rngs])
+
+    out = sample_actions(TorchDiagGaussian, inputs, draws)
     expected = TorchDiagGaussian.from_logits(inputs).logp(out[Columns.ACTIONS])
     torch.testing.assert_close(out[Columns.ACTION_LOGP], expected, rtol=1e-5, atol=1e-5)
 
