@@ -44,8 +44,20 @@ from ray.rllib.core.distribution.torch.torch_distribution import (
 )
 from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
-from ray.rllib.utils.metrics import SAMPLE_TIMER, WEIGHTS_SEQ_NO
+from ray.rllib.utils.metrics import (
+    NUM_AGENT_STEPS_SAMPLED,
+    NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+    NUM_ENV_STEPS_SAMPLED,
+    NUM_ENV_STEPS_SAMPLED_LIFETIME,
+    NUM_EPISODES,
+    NUM_EPISODES_LIFETIME,
+    NUM_MODULE_STEPS_SAMPLED,
+    NUM_MODULE_STEPS_SAMPLED_LIFETIME,
+    SAMPLE_TIMER,
+    WEIGHTS_SEQ_NO,
+)
 from ray.rllib.utils.spaces.space_utils import (
     clip_action,
     get_base_struct_from_space,
@@ -427,6 +439,20 @@ class PlanSamplingMixin:
     def _can_sample_directly(self) -> bool:
         return False
 
+    def _has_only_rllibs_defaults(self, env_to_module_pieces, module_to_env_pieces) -> bool:
+        """No connector piece but RLlib's defaults, no episode or sample callback, no
+        stateful module: what a direct loop may skip does nothing else."""
+        cfg = self.config
+        modules = self.module.values() if isinstance(self.module, MultiRLModule) else [self.module]
+        return (
+            {type(c) for c in self._env_to_module.connectors} <= env_to_module_pieces
+            and {type(c) for c in self._module_to_env.connectors} <= module_to_env_pieces
+            and not any(module.is_stateful() for module in modules)
+            and all(type(c) is RLlibCallback for c in self._callbacks)
+            and not any(getattr(cfg, f"callbacks_on_episode_{w}") for w in _EPISODE_CALLBACKS)
+            and not cfg.callbacks_on_sample_end
+        )
+
     def _sample_plan_directly(self, plan: EpisodePlan, forward: Any) -> list:
         raise NotImplementedError
 
@@ -460,6 +486,9 @@ _DEFAULT_MODULE_TO_ENV = {
     module_to_env.RemoveSingleTsTimeRankFromBatch,
     module_to_env.ListifyDataForVectorEnv,
 }
+# ... and of a ``MultiAgentEnvRunner``.
+_DEFAULT_MULTI_AGENT_ENV_TO_MODULE = _DEFAULT_ENV_TO_MODULE | {env_to_module.AgentToModuleMapping}
+_DEFAULT_MULTI_AGENT_MODULE_TO_ENV = _DEFAULT_MODULE_TO_ENV | {module_to_env.ModuleToAgentUnmapping}
 _EPISODE_CALLBACKS = ("created", "start", "step", "end")
 # Action spaces whose batched actions are one array (the direct loop's assumption).
 _FLAT_ACTION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete)
@@ -556,19 +585,11 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
     sample_directly: bool = True
 
     def _can_sample_directly(self) -> bool:
-        cfg = self.config
-        pieces_in = {type(c) for c in self._env_to_module.connectors}
-        pieces_out = {type(c) for c in self._module_to_env.connectors}
         return (
             self.sample_directly
             and isinstance(self.env.single_observation_space, gym.spaces.Box)
             and isinstance(self.env.single_action_space, _FLAT_ACTION_SPACES)
-            and not self.module.is_stateful()
-            and pieces_in <= _DEFAULT_ENV_TO_MODULE
-            and pieces_out <= _DEFAULT_MODULE_TO_ENV
-            and all(type(c) is RLlibCallback for c in self._callbacks)
-            and not any(getattr(cfg, f"callbacks_on_episode_{w}") for w in _EPISODE_CALLBACKS)
-            and not cfg.callbacks_on_sample_end
+            and self._has_only_rllibs_defaults(_DEFAULT_ENV_TO_MODULE, _DEFAULT_MODULE_TO_ENV)
         )
 
     def _sample_plan_directly(self, plan: EpisodePlan, forward: Any) -> list:
@@ -698,9 +719,73 @@ class SingleAgentPlanMixin(PlanSamplingMixin):
         return super()._increase_sampled_metrics(num_steps - idle, num_episodes_completed)
 
 
+def _for_env(actions: np.ndarray, row_transforms: list) -> np.ndarray:
+    """A module batch's actions for the env, each row with its agent's transform: in one call
+    where every row's agent has the same action space."""
+    first = row_transforms[0]
+    if all(transform is first for transform in row_transforms):
+        return first(actions)
+    for_env = np.array(actions)
+    for transform in dict.fromkeys(row_transforms):
+        rows = np.array([t is transform for t in row_transforms])
+        for_env[rows] = transform(actions[rows])
+    return for_env
+
+
+def _check_agents_act_together(
+    row: PlannedSubEnv, record: Any, observation: dict, over: bool, ends: dict
+) -> None:
+    """Raises if a step breaks the promise of the row's env's ``agents_act_together``:
+    every agent observes at every step, and agents end only all at once, with the episode."""
+    agents_end = {agent for agent, end in ends.items() if agent != "__all__" and end}
+    if set(observation) == record.agents and (
+        not agents_end or (agents_end == record.agents and over)
+    ):
+        return
+    raise RuntimeError(
+        f"{type(row._task_env).__name__} sets `agents_act_together = True`, but a step "
+        f"returned observations for {sorted(observation)} and ends for {sorted(agents_end)} "
+        f"(episode over: {over}) where its agents are {sorted(record.agents)}: every agent "
+        "must observe at every step and the episode must end for all agents at once. Set "
+        "`agents_act_together = False` on the env class to sample it through RLlib's loop."
+    )
+
+
+class _TeamEpisodeRecord:
+    """One planned multi-agent episode's data, step by step, as RLlib's episode takes it."""
+
+    __slots__ = (
+        "id_",
+        "agents",
+        "module_of",
+        "observations",
+        "infos",
+        "actions",
+        "rewards",
+        "outputs",
+        "start",
+    )
+
+    def __init__(self, id_: str, module_of: dict, observation: dict, info: dict) -> None:
+        self.id_, self.module_of = id_, module_of
+        self.agents = set(observation)
+        self.observations, self.infos = [observation], [info]
+        self.actions: list[dict] = []
+        self.rewards: list[dict] = []
+        self.outputs: list[dict] = []
+        self.start = time.perf_counter()
+
+
 class MultiAgentPlanMixin(PlanSamplingMixin):
-    """Plan sampling for a ``MultiAgentEnvRunner``, through RLlib's loop, with two of its
-    per-step costs taken out while a plan runs (the episodes and metrics are the same):
+    """Plan sampling for a ``MultiAgentEnvRunner``.
+
+    Where every row's env declares ``agents_act_together`` (every agent observes and acts at
+    every step and the episode ends for all at once: the built-in team envs), with RLlib's
+    default connectors and no episode callbacks, a plan is sampled by
+    :meth:`_sample_plan_directly`: the same episodes and metrics as RLlib's loop (tested
+    equal), one forward pass per module and step, each ``MultiAgentEpisode`` built once it
+    ends. Anything else goes through RLlib's loop, with two of its per-step costs taken out
+    while a plan runs (the episodes and metrics are the same):
 
     - RLlib 2.60's ``MultiAgentEnvRunner._sample`` converts *every* episode finished so far
       to numpy after *every* vector step (quadratic in a plan's episodes; about a tenth of a
@@ -709,6 +794,181 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
     - Its step counters are logged at every step for every agent (five ``log_value`` calls
       per agent, about a sixth of the plan's time); a plan adds them up and logs the totals.
     """
+
+    # Off: always sample through RLlib's own loop (for comparisons and debugging).
+    sample_directly: bool = True
+
+    def _can_sample_directly(self) -> bool:
+        rows = self._planned_rows
+        env = rows[0].env.unwrapped
+        agents = getattr(env, "possible_agents", None)
+        return bool(
+            self.sample_directly
+            and agents
+            and all(getattr(row._task_env, "agents_act_together", False) for row in rows)
+            and all(isinstance(env.get_observation_space(a), gym.spaces.Box) for a in agents)
+            and all(isinstance(env.get_action_space(a), _FLAT_ACTION_SPACES) for a in agents)
+            and self._has_only_rllibs_defaults(
+                _DEFAULT_MULTI_AGENT_ENV_TO_MODULE, _DEFAULT_MULTI_AGENT_MODULE_TO_ENV
+            )
+        )
+
+    def _sample_plan_directly(self, plan: EpisodePlan, forward: Any) -> list:
+        """Runs the plan's episodes: per step one forward pass per module over its agents'
+        rows, then each sub-env stepped with its agents' actions.
+
+        Idle rows are not stepped. An episode's per-step dicts are kept as the env gave them
+        and become a ``MultiAgentEpisode`` when it ends; step counters are logged as totals.
+        """
+        rows = self._planned_rows
+        cfg = self.config
+        env = rows[0].env.unwrapped
+        # One batched transform per distinct action space (agents with equal spaces share it).
+        transforms: dict[Any, Any] = {}
+        transform_of: dict[Any, Any] = {}
+        for agent in env.possible_agents:
+            space = env.get_action_space(agent)
+            same = next((a for a in transforms if env.get_action_space(a) == space), None)
+            if same is None:
+                transforms[agent] = action_transform(
+                    cfg.normalize_actions, cfg.clip_actions, get_base_struct_from_space(space)
+                )
+            transform_of[agent] = transforms[same if same is not None else agent]
+        records: list[_TeamEpisodeRecord | None] = [None] * len(rows)
+        observations: list[dict] = [{} for _ in rows]
+        done: list[MultiAgentEpisode] = []
+        agent_steps: dict[Any, int] = {}
+        module_steps: dict[Any, int] = {}
+        env_steps = 0
+        devices = {
+            mid: next(iter(module.parameters()), torch.empty(0)).device
+            for mid, module in self.module.items()
+        }
+        holder: list = [None]
+
+        def start(index: int) -> None:
+            observation, info = rows[index].reset()
+            observations[index] = observation
+            if rows[index].idle:
+                records[index] = None
+                return
+            self._new_episode(0, holder)  # RLlib's empty episode: its id and module mapping.
+            module_of = {agent: holder[0].module_for(agent) for agent in observation}
+            records[index] = _TeamEpisodeRecord(holder[0].id_, module_of, observation, info)
+
+        def layout() -> dict[Any, list[tuple[int, Any]]]:
+            """Per module, the ``(row, agent)`` of each row of its batch."""
+            rows_of: dict[Any, list[tuple[int, Any]]] = {}
+            for index, record in enumerate(records):
+                if record is not None:
+                    for agent in observations[index]:
+                        rows_of.setdefault(record.module_of[agent], []).append((index, agent))
+            return rows_of
+
+        with self.metrics.log_time(SAMPLE_TIMER):
+            for index in range(len(rows)):
+                start(index)
+            rows_of = layout()
+            while rows_of:
+                batch = {
+                    mid: {
+                        Columns.OBS: _to_module(
+                            np.stack([observations[row][agent] for row, agent in keys]),
+                            devices[mid],
+                        )
+                    }
+                    for mid, keys in rows_of.items()
+                }
+                out = forward(batch, rows_of=rows_of)
+                step_actions: list[dict] = [{} for _ in rows]
+                step_for_env: list[dict] = [{} for _ in rows]
+                step_outputs: list[dict] = [{} for _ in rows]
+                for mid, keys in rows_of.items():
+                    module_out = {key: value.cpu().numpy() for key, value in out[mid].items()}
+                    actions = module_out[Columns.ACTIONS]
+                    logp = module_out[Columns.ACTION_LOGP]
+                    dist_inputs = module_out[Columns.ACTION_DIST_INPUTS]
+                    for_env = _for_env(actions, [transform_of[agent] for _, agent in keys])
+                    for position, (row, agent) in enumerate(keys):
+                        step_actions[row][agent] = actions[position]
+                        step_for_env[row][agent] = for_env[position]
+                        step_outputs[row][agent] = {
+                            Columns.ACTION_DIST_INPUTS: dist_inputs[position],
+                            Columns.ACTION_LOGP: logp[position],
+                            WEIGHTS_SEQ_NO: self._weights_seq_no,
+                        }
+                ended = False
+                for index, record in enumerate(records):
+                    if record is None:
+                        continue
+                    observation, reward, terminated, truncated, info = rows[index].step(
+                        step_for_env[index]
+                    )
+                    over = terminated.get("__all__", False) or truncated.get("__all__", False)
+                    _check_agents_act_together(rows[index], record, observation, over, truncated)
+                    _check_agents_act_together(rows[index], record, observation, over, terminated)
+                    env_steps += 1
+                    for agent in observation:
+                        agent_steps[agent] = agent_steps.get(agent, 0) + 1
+                        module = record.module_of[agent]
+                        module_steps[module] = module_steps.get(module, 0) + 1
+                    record.observations.append(observation)
+                    record.infos.append(info)
+                    record.actions.append(step_actions[index])
+                    record.rewards.append(reward)
+                    record.outputs.append(step_outputs[index])
+                    observations[index] = observation
+                    if over:
+                        done.append(self._finish_team_episode(record, terminated, truncated))
+                        start(index)
+                        ended = True
+                if ended:
+                    rows_of = layout()
+        self._done_episodes_for_metrics.extend(done)
+        self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=env_steps)
+        self._log_step_totals(env_steps, len(done), agent_steps, module_steps)
+        return done
+
+    def _finish_team_episode(
+        self, record: _TeamEpisodeRecord, terminated: dict, truncated: dict
+    ) -> MultiAgentEpisode:
+        env = self._planned_rows[0].env.unwrapped
+        agents = env.possible_agents
+        episode = MultiAgentEpisode(
+            id_=record.id_,
+            observations=record.observations,
+            infos=record.infos,
+            actions=record.actions,
+            rewards=record.rewards,
+            extra_model_outputs=record.outputs,
+            terminateds=terminated,
+            truncateds=truncated,
+            observation_space={a: env.get_observation_space(a) for a in agents},
+            action_space={a: env.get_action_space(a) for a in agents},
+            len_lookback_buffer=0,
+            env_t_started=0,
+            agent_module_ids=record.module_of,
+            agent_to_module_mapping_fn=self.config.policy_mapping_fn,
+        )
+        episode._start_time, episode._last_step_time = record.start, time.perf_counter()
+        return episode.to_numpy() if self.episodes_to_numpy else episode
+
+    def _log_step_totals(
+        self, env_steps: int, episodes: int, agent_steps: dict, module_steps: dict
+    ) -> None:
+        """RLlib's per-step counters (``_increase_sampled_metrics``), logged as totals."""
+        log = self.metrics.log_value
+        log(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
+        log(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
+        if episodes:
+            log(NUM_EPISODES, episodes, reduce="sum")
+            log(NUM_EPISODES_LIFETIME, episodes, reduce="lifetime_sum")
+        for agent, steps in agent_steps.items():
+            log((NUM_AGENT_STEPS_SAMPLED, str(agent)), steps, reduce="sum")
+            log((NUM_AGENT_STEPS_SAMPLED_LIFETIME, str(agent)), steps, reduce="lifetime_sum")
+        for module, steps in module_steps.items():
+            log((NUM_MODULE_STEPS_SAMPLED, module), steps, reduce="sum")
+            log((NUM_MODULE_STEPS_SAMPLED_LIFETIME, module), steps, reduce="lifetime_sum")
 
     _pending_step_metrics: dict | None = None
 

@@ -17,6 +17,9 @@ class TeamParallelEnv(TaskSettableMixin, ParallelEnv):
     ``action_spaces``, ``horizon`` and ``np_random``, and call :meth:`_start_episode` in
     ``reset`` and :meth:`_end_step` at the end of ``step``."""
 
+    # Every agent observes and acts at every step; the episode ends for all at once. Plan
+    # sampling may then use its direct multi-agent loop (`plan_sampling.MultiAgentPlanMixin`).
+    agents_act_together = True
     horizon: int
     observation_spaces: dict[str, spaces.Space]
     action_spaces: dict[str, spaces.Space]

@@ -50,6 +50,8 @@ class MPESpread(TaskSettableMixin, BaseParallelWrapper):
     start.
     """
 
+    # mpe2's agents all act at every step and are truncated together (see `_team.py`).
+    agents_act_together = True
     CONFIG_KEYS = {
         "N": integer(3, minimum=1),
         "local_ratio": number(0.5, minimum=0.0, maximum=1.0),

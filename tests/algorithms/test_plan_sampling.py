@@ -24,6 +24,7 @@ from rllib_marl_meta.algorithms.plan_sampling import (
     NOISE_BLOCK,
     BatchedNormalizeAndClipActions,
     EpisodePlan,
+    action_transform,
     many_env_stepper,
 )
 from rllib_marl_meta.envs import make_env
@@ -76,10 +77,13 @@ def test_rllibs_multi_agent_loop_converts_finished_episodes_again_at_every_step(
     assert max(numpy_conversions.values()) > 1
 
 
+@pytest.mark.parametrize("direct", [True, False], ids=["direct loop", "RLlib's loop"])
 def test_a_plan_converts_each_episode_once_and_logs_rllibs_step_counts(
-    team_runner_and_jobs, numpy_conversions
+    team_runner_and_jobs, numpy_conversions, direct
 ):
     runner, jobs = team_runner_and_jobs
+    runner.sample_directly = direct
+    assert runner._can_sample_directly() is direct
     runner.get_metrics()  # Start from empty counters.
     per_job = runner.sample_plan(jobs, episodes_per_task=2)
     episodes = [episode for job_episodes in per_job for episode in job_episodes]
@@ -248,3 +252,117 @@ def test_direct_loop_steps_built_in_envs_together_only_behind_pass_through_wrapp
         rows[1].env = original
     finally:
         algo.stop()
+
+
+def test_direct_team_loop_gives_the_episodes_and_metrics_of_rllibs_loop(team_runner_and_jobs):
+    """The multi-agent direct loop and RLlib's loop sample the same episodes (every agent's
+    data, module, ends, infos with the task tag) and log the same metrics; 4 tasks x 2
+    episodes on 3 sub-envs, a module per agent, each task with its own weights."""
+    runner, jobs = team_runner_and_jobs
+    rng = np.random.default_rng(0)
+    for job in jobs:
+        job.weights = {
+            mid: {
+                k: v + 0.3 * rng.standard_normal(np.shape(v)).astype(v.dtype) for k, v in w.items()
+            }
+            for mid, w in job.weights.items()
+        }
+    per_loop, metrics = {}, {}
+    for direct in (True, False):
+        runner.sample_directly = direct
+        runner.get_metrics()
+        per_loop[direct] = runner.sample_plan(jobs, episodes_per_task=2)
+        metrics[direct] = runner.get_metrics()
+    for direct_episodes, rllib_episodes in zip(per_loop[True], per_loop[False]):
+        assert len(direct_episodes) == len(rllib_episodes) == 2
+        for a, b in zip(direct_episodes, rllib_episodes):
+            assert len(a) == len(b) == 10
+            # Every agent is truncated at the horizon; RLlib's loop also marks the episode
+            # (and every agent's) terminated (see the test below); the direct loop does not.
+            assert (a.is_terminated, a.is_truncated) == (False, True)
+            assert (b.is_terminated, b.is_truncated) == (True, True)
+            assert a.agent_episodes.keys() == b.agent_episodes.keys() == set(AGENTS)
+            for agent in AGENTS:
+                x, y = a.agent_episodes[agent], b.agent_episodes[agent]
+                assert x.module_id == y.module_id == agent
+                assert (x.is_terminated, x.is_truncated) == (False, True)
+                assert x.get_infos() == y.get_infos()
+                np.testing.assert_array_equal(x.get_observations(), y.get_observations())
+                np.testing.assert_allclose(x.get_actions(), y.get_actions(), rtol=1e-6, atol=1e-6)
+                np.testing.assert_allclose(x.get_rewards(), y.get_rewards(), rtol=1e-6)
+                for key in (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
+                    np.testing.assert_allclose(
+                        x.get_extra_model_outputs(key),
+                        y.get_extra_model_outputs(key),
+                        rtol=1e-5,
+                        atol=1e-6,
+                    )
+
+    def value(stats):
+        return stats.peek() if hasattr(stats, "peek") else stats
+
+    for key in ("episode_return_mean", "episode_len_mean", NUM_ENV_STEPS_SAMPLED, NUM_EPISODES):
+        assert value(metrics[True][key]) == pytest.approx(value(metrics[False][key]), rel=1e-6)
+    for key in ("agent_episode_returns_mean", NUM_AGENT_STEPS_SAMPLED, NUM_MODULE_STEPS_SAMPLED):
+        for agent in AGENTS:
+            direct, rllib = value(metrics[True][key][agent]), value(metrics[False][key][agent])
+            assert direct == pytest.approx(rllib, rel=1e-6)
+
+
+def test_direct_team_loop_refuses_an_env_that_breaks_agents_act_together(
+    team_runner_and_jobs, monkeypatch
+):
+    """An env that promises `agents_act_together` but drops an agent mid-episode gets a
+    clear error, not a silently wrong episode."""
+    runner, jobs = team_runner_and_jobs
+    row = runner._planned_rows[0]
+    step = type(row).step
+
+    def drop_an_agent(self, action):
+        observation, reward, terminated, truncated, info = step(self, action)
+        if self is row:
+            observation = {k: v for k, v in observation.items() if k != AGENTS[1]}
+        return observation, reward, terminated, truncated, info
+
+    monkeypatch.setattr(type(row), "step", drop_an_agent)
+    with pytest.raises(RuntimeError, match="agents_act_together"):
+        runner.sample_plan(jobs, episodes_per_task=1)
+
+
+def test_rllibs_episode_marks_a_team_episode_whose_agents_are_all_truncated_terminated():
+    """RLlib 2.60's `MultiAgentEpisode.add_env_step` declares an episode terminated once every
+    agent is done, also when every agent was truncated (a time limit), and then every
+    agent's episode too: bootstrapping from it would treat a time limit as a terminal state.
+    MAML's direct team loop keeps the env's ends (the test above); MAML's advantages
+    bootstrap with 0 either way, so its updates are the same. If this fails, RLlib fixed it."""
+    episode = MultiAgentEpisode()
+    episode.add_env_reset(observations={a: np.zeros(2) for a in AGENTS})
+    ends = {a: True for a in AGENTS} | {"__all__": True}
+    episode.add_env_step(
+        observations={a: np.ones(2) for a in AGENTS},
+        actions={a: 0 for a in AGENTS},
+        rewards={a: 1.0 for a in AGENTS},
+        terminateds={a: False for a in AGENTS} | {"__all__": False},
+        truncateds=ends,
+    )
+    assert episode.is_truncated and episode.is_terminated
+    assert all(episode.agent_episodes[a].is_terminated for a in AGENTS)
+
+
+def test_team_loop_transforms_each_row_with_its_agents_action_space():
+    """A module batch whose rows belong to agents with different action spaces: each row
+    gets its own agent's transform (one call per distinct space)."""
+    from rllib_marl_meta.algorithms.plan_sampling import _for_env
+
+    wide = gym.spaces.Box(-2.0, 2.0, shape=(2,), dtype=np.float32)
+    narrow = gym.spaces.Box(-0.5, 0.5, shape=(2,), dtype=np.float32)
+    transforms = {
+        name: action_transform(True, True, space)
+        for name, space in {"wide": wide, "narrow": narrow}.items()
+    }
+    actions = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    names = ["wide", "narrow", "narrow", "wide", "narrow"]
+    for_env = _for_env(actions, [transforms[n] for n in names])
+    for row, name in enumerate(names):
+        np.testing.assert_array_equal(for_env[row], transforms[name](actions[row : row + 1])[0])
+    assert np.abs(for_env[[1, 2, 4]]).max() <= 0.5 < np.abs(for_env[[0, 3]]).max()

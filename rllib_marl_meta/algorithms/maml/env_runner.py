@@ -193,8 +193,9 @@ class MultiAgentMAMLEnvRunner(MultiAgentPlanMixin, MultiAgentEnvRunner):
         }
 
         @torch.no_grad()
-        def forward(batch: dict, **kwargs) -> dict:
-            rows_of = self._rows_of_batch()
+        def forward(batch: dict, rows_of: dict | None = None, **kwargs) -> dict:
+            """``rows_of``: each module's ``(row, agent)`` per batch row (None: RLlib's)."""
+            rows_of = self._rows_of_batch() if rows_of is None else rows_of
             out = {}
             for mid, module_batch in batch.items():
                 rows = rows_of[mid]
