@@ -509,7 +509,8 @@ def many_env_stepper(rows: list[PlannedSubEnv]) -> Any:
     ``infos`` a list of dicts or None (all empty). The built-in envs that step in a few
     microseconds have one: stepping them in turn behind their wrappers costs a direct loop more
     than the env. Used only where every row's env is of one such class, with nothing but
-    pass-through wrappers around it.
+    pass-through wrappers around it, and where that class's ``step`` is the one defined next
+    to its ``step_many`` (a subclass that overrides ``step`` steps in turn).
     """
     envs = []
     for row in rows:
@@ -522,6 +523,10 @@ def many_env_stepper(rows: list[PlannedSubEnv]) -> Any:
     env_class = type(envs[0])
     step_many = getattr(env_class, "step_many", None)
     if step_many is None or any(type(env) is not env_class for env in envs):
+        return None
+    # A subclass that overrides `step` does not inherit its parent's `step_many`.
+    owner = next(c for c in env_class.__mro__ if "step_many" in vars(c))
+    if env_class.step is not vars(owner).get("step"):
         return None
     return lambda indices, actions: step_many([envs[i] for i in indices], actions)
 

@@ -1,4 +1,5 @@
-"""Plan sampling on a multi-agent runner: RLlib's loop with two of its per-step costs removed."""
+"""Plan sampling (`plan_sampling.py`): the direct loops against RLlib's, RLlib's loop with its
+per-step costs removed, batched action transforms and per-episode noise."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from rllib_marl_meta.algorithms.plan_sampling import (
 )
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.tasks import require_task_env
+from tests.faulty_envs import FailingEnv
 
 AGENTS = ["agent_0", "agent_1"]
 
@@ -234,7 +236,8 @@ def test_plan_draws_equal_each_episodes_generator_drawn_step_by_step():
 
 def test_direct_loop_steps_built_in_envs_together_only_behind_pass_through_wrappers(ray_session):
     """PointNavigation2D's sub-envs step in one `step_many` call; an extra wrapper around the
-    env (which may change a step) or envs of different classes step in turn."""
+    env (which may change a step), envs of different classes or a subclass that overrides
+    `step` step in turn."""
     algo = (
         MAMLConfig()
         .environment("PointNavigation2D")
@@ -249,7 +252,14 @@ def test_direct_loop_steps_built_in_envs_together_only_behind_pass_through_wrapp
         assert many_env_stepper(rows) is None
         rows[1].env = make_env("PendulumMass")
         assert many_env_stepper(rows) is None
+        # A subclass that overrides `step` (here: one that fails on purpose) steps in turn.
         rows[1].env = original
+        overriding = FailingEnv({"marker": "/nonexistent", "fail_at_step": 0, "fail_on_worker": 0})
+        for row in rows:
+            row.env = overriding
+        assert many_env_stepper(rows) is None
+        for row in rows:
+            row.env = original
     finally:
         algo.stop()
 
