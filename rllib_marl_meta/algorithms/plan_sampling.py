@@ -46,6 +46,7 @@ from ray.rllib.core.rl_module.multi_rl_module import MultiRLModule
 from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 from ray.rllib.env.multi_agent_episode import MultiAgentEpisode
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 from ray.rllib.utils.metrics import (
     NUM_AGENT_STEPS_SAMPLED,
     NUM_AGENT_STEPS_SAMPLED_LIFETIME,
@@ -737,6 +738,21 @@ def _for_env(actions: np.ndarray, row_transforms: list) -> np.ndarray:
     return for_env
 
 
+def _agents_act_together(row: PlannedSubEnv) -> bool:
+    """Whether the multi-agent env that ``row`` steps promises ``agents_act_together``: its
+    class says so (a wrapper class in between, e.g. PettingZoo's AEC-to-parallel, does not
+    inherit the promise), with nothing but pass-through wrappers and RLlib's
+    ``ParallelPettingZooEnv`` between it and the row."""
+    env = row.env
+    while isinstance(env, gym.Wrapper):
+        if type(env) not in _PASS_THROUGH_WRAPPERS:
+            return False
+        env = env.env
+    if isinstance(env, ParallelPettingZooEnv):
+        env = env.par_env
+    return bool(getattr(type(env), "agents_act_together", False))
+
+
 def _check_agents_act_together(
     row: PlannedSubEnv, record: Any, observation: dict, over: bool, ends: dict
 ) -> None:
@@ -748,7 +764,7 @@ def _check_agents_act_together(
     ):
         return
     raise RuntimeError(
-        f"{type(row._task_env).__name__} sets `agents_act_together = True`, but a step "
+        f"{type(row._task_env).__name__} has `agents_act_together = True`, but a step "
         f"returned observations for {sorted(observation)} and ends for {sorted(agents_end)} "
         f"(episode over: {over}) where its agents are {sorted(record.agents)}: every agent "
         "must observe at every step and the episode must end for all agents at once. Set "
@@ -810,7 +826,7 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
         return bool(
             self.sample_directly
             and agents
-            and all(getattr(row._task_env, "agents_act_together", False) for row in rows)
+            and all(_agents_act_together(row) for row in rows)
             and all(isinstance(env.get_observation_space(a), gym.spaces.Box) for a in agents)
             and all(isinstance(env.get_action_space(a), _FLAT_ACTION_SPACES) for a in agents)
             and self._has_only_rllibs_defaults(

@@ -376,3 +376,19 @@ def test_team_loop_transforms_each_row_with_its_agents_action_space():
     for row, name in enumerate(names):
         np.testing.assert_array_equal(for_env[row], transforms[name](actions[row : row + 1])[0])
     assert np.abs(for_env[[1, 2, 4]]).max() <= 0.5 < np.abs(for_env[[0, 3]]).max()
+
+
+def test_only_envs_whose_class_promises_it_take_the_direct_team_loop(team_runner_and_jobs):
+    """CooperativeNavigation's class promises `agents_act_together`; the same env made
+    turn-based (PettingZoo's parallel-to-AEC, as RLlib's `PettingZooEnv` sees it) does not."""
+    from pettingzoo.utils.conversions import parallel_to_aec
+    from ray.rllib.env.wrappers.pettingzoo_env import PettingZooEnv
+
+    from rllib_marl_meta.algorithms.plan_sampling import PlannedSubEnv, _agents_act_together
+    from rllib_marl_meta.envs.cooperative_navigation import CooperativeNavigation
+
+    runner, _ = team_runner_and_jobs
+    assert all(_agents_act_together(row) for row in runner._planned_rows)
+    assert runner._can_sample_directly()
+    turn_based = PettingZooEnv(parallel_to_aec(CooperativeNavigation({"horizon": 10})))
+    assert not _agents_act_together(PlannedSubEnv(turn_based, 0, multi_agent=True))
