@@ -135,6 +135,7 @@ class _NoiseBlocks:
         self.keys: list[tuple[int, Any]] = []  # Of each slot.
         self.values = np.zeros((0, NOISE_BLOCK, *shape))
         self.cursor = np.zeros(0, dtype=np.int64)  # NOISE_BLOCK: the block must be drawn.
+        self._last: tuple[Any, np.ndarray] = (None, self.cursor)  # Last keys and their slots.
 
     def forget(self, row: int) -> None:
         """``row`` starts a new episode (a new generator): its blocks are drawn again."""
@@ -143,15 +144,22 @@ class _NoiseBlocks:
                 self.cursor[slot] = NOISE_BLOCK
 
     def next(self, keys: list[tuple[int, Any]], rng: Any) -> np.ndarray:
-        if any(key not in self.slot_of for key in keys):
-            for key in keys:
-                if key not in self.slot_of:
-                    self.slot_of[key] = len(self.keys)
-                    self.keys.append(key)
-            grow = len(self.slot_of) - len(self.cursor)
-            self.values = np.concatenate([self.values, np.zeros((grow, *self.values.shape[1:]))])
-            self.cursor = np.concatenate([self.cursor, np.full(grow, NOISE_BLOCK)])
-        slots = np.fromiter((self.slot_of[key] for key in keys), np.int64, len(keys))
+        """The next draw of every key; ``keys`` is usually the same list object at every step
+        (its slots are then looked up once), and is never changed in place by the callers."""
+        if keys is self._last[0]:
+            slots = self._last[1]
+        else:
+            if any(key not in self.slot_of for key in keys):
+                for key in keys:
+                    if key not in self.slot_of:
+                        self.slot_of[key] = len(self.keys)
+                        self.keys.append(key)
+                grow = len(self.slot_of) - len(self.cursor)
+                new_values = np.zeros((grow, *self.values.shape[1:]))
+                self.values = np.concatenate([self.values, new_values])
+                self.cursor = np.concatenate([self.cursor, np.full(grow, NOISE_BLOCK)])
+            slots = np.fromiter((self.slot_of[key] for key in keys), np.int64, len(keys))
+            self._last = (keys, slots)
         for slot in slots[self.cursor[slots] >= NOISE_BLOCK]:
             draw = getattr(rng(*self.keys[slot]), self.method)
             self.values[slot] = draw((NOISE_BLOCK, *self.shape))

@@ -70,13 +70,12 @@ class PointNavigation2D(TaskSettableMixin, gym.Env):
         own step takes a few microseconds, less than calling it through its wrappers."""
         bounds = np.array([[env.action_bound] for env in envs])
         moves = np.clip(np.asarray(actions, dtype=np.float64), -bounds, bounds)
-        positions = np.stack([env._position for env in envs]) + moves
-        goals = np.stack([env._goal for env in envs])
+        positions = np.array([env._position for env in envs]) + moves
+        goals = np.array([env._goal for env in envs])
         rewards = -np.sqrt(np.square(positions - goals).sum(axis=1))
-        truncated = np.empty(len(envs), dtype=bool)
-        for i, env in enumerate(envs):
-            env._position = positions[i]
+        for env, position in zip(envs, positions):
+            env._position = position
             env._t += 1
-            truncated[i] = env._t >= env.horizon
+        truncated = np.array([env._t >= env.horizon for env in envs])
         terminated = np.zeros(len(envs), dtype=bool)
         return positions.astype(np.float32), rewards, terminated, truncated, None
