@@ -30,6 +30,7 @@ from rllib_marl_meta.algorithms.plan_sampling import (
 )
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.tasks import require_task_env
+from tests.algorithms.conftest import assert_same_steps, metric_value
 from tests.faulty_envs import FailingEnv
 
 AGENTS = ["agent_0", "agent_1"]
@@ -297,25 +298,16 @@ def test_direct_team_loop_gives_the_episodes_and_metrics_of_rllibs_loop(team_run
                 assert x.module_id == y.module_id == agent
                 assert (x.is_terminated, x.is_truncated) == (False, True)
                 assert x.get_infos() == y.get_infos()
-                np.testing.assert_array_equal(x.get_observations(), y.get_observations())
-                np.testing.assert_allclose(x.get_actions(), y.get_actions(), rtol=1e-6, atol=1e-6)
-                np.testing.assert_allclose(x.get_rewards(), y.get_rewards(), rtol=1e-6)
-                for key in (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
-                    np.testing.assert_allclose(
-                        x.get_extra_model_outputs(key),
-                        y.get_extra_model_outputs(key),
-                        rtol=1e-5,
-                        atol=1e-6,
-                    )
-
-    def value(stats):
-        return stats.peek() if hasattr(stats, "peek") else stats
+                assert_same_steps(x, y)
 
     for key in ("episode_return_mean", "episode_len_mean", NUM_ENV_STEPS_SAMPLED, NUM_EPISODES):
-        assert value(metrics[True][key]) == pytest.approx(value(metrics[False][key]), rel=1e-6)
+        assert metric_value(metrics[True][key]) == pytest.approx(
+            metric_value(metrics[False][key]), rel=1e-6
+        )
     for key in ("agent_episode_returns_mean", NUM_AGENT_STEPS_SAMPLED, NUM_MODULE_STEPS_SAMPLED):
         for agent in AGENTS:
-            direct, rllib = value(metrics[True][key][agent]), value(metrics[False][key][agent])
+            direct = metric_value(metrics[True][key][agent])
+            rllib = metric_value(metrics[False][key][agent])
             assert direct == pytest.approx(rllib, rel=1e-6)
 
 

@@ -13,6 +13,7 @@ from rllib_marl_meta.algorithms.maml.env_runner import MAMLEnvRunner
 from rllib_marl_meta.algorithms.maml.sampling import TaskJob
 from rllib_marl_meta.algorithms.plan_sampling import many_env_stepper
 from rllib_marl_meta.tasks import require_task_env
+from tests.algorithms.conftest import assert_same_steps, metric_value
 from tests.algorithms.maml.conftest import small_maml_config
 
 PI_BIAS = "pi.net.mlp.0.bias"
@@ -197,23 +198,13 @@ def test_direct_sampling_gives_the_episodes_of_rllibs_loop(ray_session, rows_pat
         for a, b in zip(direct_episodes, rllib_episodes):
             assert (a.is_terminated, a.is_truncated) == (b.is_terminated, b.is_truncated)
             assert a.get_infos(0) == b.get_infos(0)  # Carries the task's plan position.
-            np.testing.assert_array_equal(a.get_observations(), b.get_observations())
-            np.testing.assert_allclose(a.get_actions(), b.get_actions(), rtol=1e-6, atol=1e-6)
-            np.testing.assert_allclose(a.get_rewards(), b.get_rewards(), rtol=1e-6)
-            for key in (Columns.ACTION_LOGP, Columns.ACTION_DIST_INPUTS):
-                np.testing.assert_allclose(
-                    a.get_extra_model_outputs(key),
-                    b.get_extra_model_outputs(key),
-                    rtol=1e-5,
-                    atol=1e-6,
-                )
-
-    def value(stats):
-        return stats.peek() if hasattr(stats, "peek") else stats
+            assert_same_steps(a, b)
 
     for key in (NUM_ENV_STEPS_SAMPLED, "num_episodes", "episode_return_mean", "episode_len_max"):
-        assert value(metrics[True][key]) == pytest.approx(value(metrics[False][key]), rel=1e-6)
-    assert value(metrics[True][NUM_ENV_STEPS_SAMPLED]) == sum(lengths)
+        assert metric_value(metrics[True][key]) == pytest.approx(
+            metric_value(metrics[False][key]), rel=1e-6
+        )
+    assert metric_value(metrics[True][NUM_ENV_STEPS_SAMPLED]) == sum(lengths)
 
 
 def test_direct_sampling_leaves_custom_connectors_and_callbacks_to_rllibs_loop(ray_session):
