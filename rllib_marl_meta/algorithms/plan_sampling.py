@@ -508,6 +508,16 @@ _FLAT_ACTION_SPACES = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDisc
 _PASS_THROUGH_WRAPPERS = (gym.wrappers.OrderEnforcing, gym.wrappers.PassiveEnvChecker)
 
 
+def _behind_pass_through_wrappers(row: PlannedSubEnv) -> Any:
+    """The env inside ``row``'s gymnasium wrappers if they are all pass-through, else None."""
+    env = row.env
+    while isinstance(env, gym.Wrapper):
+        if type(env) not in _PASS_THROUGH_WRAPPERS:
+            return None
+        env = env.env
+    return env
+
+
 def many_env_stepper(rows: list[PlannedSubEnv]) -> Any:
     """``step(indices, actions)`` that steps the envs of ``rows[indices]`` in one call of their
     class's ``step_many`` (see below), or None where that would skip something.
@@ -521,14 +531,9 @@ def many_env_stepper(rows: list[PlannedSubEnv]) -> Any:
     pass-through wrappers around it, and where that class's ``step`` is the one defined next
     to its ``step_many`` (a subclass that overrides ``step`` steps in turn).
     """
-    envs = []
-    for row in rows:
-        env = row.env
-        while isinstance(env, gym.Wrapper):
-            if type(env) not in _PASS_THROUGH_WRAPPERS:
-                return None
-            env = env.env
-        envs.append(env)
+    envs = [_behind_pass_through_wrappers(row) for row in rows]
+    if any(env is None for env in envs):
+        return None
     env_class = type(envs[0])
     step_many = getattr(env_class, "step_many", None)
     if step_many is None or any(type(env) is not env_class for env in envs):
@@ -751,11 +756,7 @@ def _agents_act_together(row: PlannedSubEnv) -> bool:
     class says so (a wrapper class in between, e.g. PettingZoo's AEC-to-parallel, does not
     inherit the promise), with nothing but pass-through wrappers and RLlib's
     ``ParallelPettingZooEnv`` between it and the row."""
-    env = row.env
-    while isinstance(env, gym.Wrapper):
-        if type(env) not in _PASS_THROUGH_WRAPPERS:
-            return False
-        env = env.env
+    env = _behind_pass_through_wrappers(row)
     if isinstance(env, ParallelPettingZooEnv):
         env = env.par_env
     return bool(getattr(type(env), "agents_act_together", False))
