@@ -867,9 +867,6 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
         records: list[_TeamEpisodeRecord | None] = [None] * len(rows)
         observations: list[dict] = [{} for _ in rows]
         done: list[MultiAgentEpisode] = []
-        agent_steps: dict[Any, int] = {}
-        module_steps: dict[Any, int] = {}
-        env_steps = 0
         devices = {
             mid: next(iter(module.parameters()), torch.empty(0)).device
             for mid, module in self.module.items()
@@ -937,11 +934,6 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
                     over = terminated.get("__all__", False) or truncated.get("__all__", False)
                     _check_agents_act_together(rows[index], record, observation, over, truncated)
                     _check_agents_act_together(rows[index], record, observation, over, terminated)
-                    env_steps += 1
-                    for agent in observation:
-                        agent_steps[agent] = agent_steps.get(agent, 0) + 1
-                        module = record.module_of[agent]
-                        module_steps[module] = module_steps.get(module, 0) + 1
                     record.observations.append(observation)
                     record.infos.append(info)
                     record.actions.append(step_actions[index])
@@ -955,8 +947,7 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
                 if ended:
                     rows_of = layout()
         self._done_episodes_for_metrics.extend(done)
-        self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=env_steps)
-        self._log_step_totals(env_steps, len(done), agent_steps, module_steps)
+        self._log_step_totals(done)
         return done
 
     def _finish_team_episode(
@@ -983,10 +974,18 @@ class MultiAgentPlanMixin(PlanSamplingMixin):
         episode._start_time, episode._last_step_time = record.start, time.perf_counter()
         return episode.to_numpy() if self.episodes_to_numpy else episode
 
-    def _log_step_totals(
-        self, env_steps: int, episodes: int, agent_steps: dict, module_steps: dict
-    ) -> None:
-        """RLlib's per-step counters (``_increase_sampled_metrics``), logged as totals."""
+    def _log_step_totals(self, done: list[MultiAgentEpisode]) -> None:
+        """RLlib's per-step counters (``_increase_sampled_metrics``), logged as totals taken
+        from the plan's episodes (a plan runs until every episode it steps has ended)."""
+        env_steps, episodes = sum(len(episode) for episode in done), len(done)
+        agent_steps: dict[Any, int] = {}
+        module_steps: dict[Any, int] = {}
+        for episode in done:
+            for agent, agent_episode in episode.agent_episodes.items():
+                agent_steps[agent] = agent_steps.get(agent, 0) + len(agent_episode)
+                module = agent_episode.module_id
+                module_steps[module] = module_steps.get(module, 0) + len(agent_episode)
+        self._log_env_steps(metric=self._metrics_num_env_steps_sampled, num_steps=env_steps)
         log = self.metrics.log_value
         log(NUM_ENV_STEPS_SAMPLED, env_steps, reduce="sum")
         log(NUM_ENV_STEPS_SAMPLED_LIFETIME, env_steps, reduce="lifetime_sum", with_throughput=True)
