@@ -39,9 +39,6 @@ from rllib_marl_meta.tasks import NewTaskEachEpisodeParallel
 
 ENV = "PartnerNavigation"
 MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh", "vf_share_layers": False}
-MAML_SETTINGS = dict(
-    meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
-)
 
 
 def with_team(config, env_config: dict, env: str = ENV):
@@ -77,7 +74,7 @@ def main() -> None:
         "observe_partner": not args.no_observe_partner,
     }
     maml_config = with_team(MAMLConfig(), env_config).debugging(seed=args.seed)
-    maml = maml_config.training(modules_to_adapt=[LEARNER], **MAML_SETTINGS).build_algo()
+    maml = maml_config.team_training().training(modules_to_adapt=[LEARNER]).build_algo()
     rows = []
     try:
         meta_test = lambda: maml.meta_test(args.test_tasks, seed=1, steps=args.max_steps)  # noqa: E731

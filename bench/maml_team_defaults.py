@@ -9,8 +9,9 @@ Settings (``--settings``, comma-separated):
 
 - ``defaults``: ``MAMLConfig()``'s own (ProMP's: 40 tasks x 20 episodes, ``inner_lr`` 0.1,
   ``lr`` 1e-3, linear baseline);
-- ``team``: 10 tasks x 10 episodes, ``inner_lr`` 0.3, ``lr`` 3e-3 (the CooperativeNavigation
-  benchmark's, found there and not re-tuned per task);
+- ``team``: ``MAMLConfig().team_training()`` (``TEAM_TRAINING``: 10 tasks x 10 episodes,
+  ``inner_lr`` 0.3, ``lr`` 3e-3; the CooperativeNavigation benchmark's, found there and not
+  re-tuned per task);
 - ``team_central``: ``team`` with ``baseline="central_value"``.
 
     python bench/maml_team_defaults.py --settings defaults,team,team_central
@@ -28,7 +29,7 @@ from _training import train_until
 from marl_meta import MODEL, ci95, mean_sem, per_agent
 
 import rllib_marl_meta  # noqa: F401  (registers the envs and algorithms)
-from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.algorithms.maml import TEAM_TRAINING, MAMLConfig
 from rllib_marl_meta.envs import make_env
 from rllib_marl_meta.envs.partner_navigation import LEARNER, partner_team_setup
 
@@ -38,7 +39,7 @@ ENVS = {
     "PartnerNavigation": {},
     "MPESpread": {"observe_landmarks": False},
 }
-TEAM = dict(meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3)
+TEAM = TEAM_TRAINING
 SETTINGS = {"defaults": {}, "team": TEAM, "team_central": TEAM | {"baseline": "central_value"}}
 
 

@@ -46,7 +46,7 @@ from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.tune.registry import register_env
 
 import rllib_marl_meta  # noqa: F401  (registers the envs and algorithms)
-from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.algorithms.maml import TEAM_TRAINING, MAMLConfig
 from rllib_marl_meta.algorithms.rl2 import RL2Config
 from rllib_marl_meta.envs import make_env, to_rllib_env
 from rllib_marl_meta.meta_learner import held_out_seed
@@ -82,25 +82,19 @@ SETTINGS = {
         # agent does; the landmarks and the top speed are the task.
         env_config={"num_agents": 2, "horizon": 20, "spawn_range": 0.1},
         horizon=20,
-        maml=dict(
-            meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
-        ),
+        maml=dict(TEAM_TRAINING),
     ),
     "DistributedOptimization": Setting(
         # The notebook's team (4 agents, D = 20, the sum as objective); hidden target in
         # [-5, 5]; 20-step episodes.
         env_config={"horizon": 20},
         horizon=20,
-        maml=dict(
-            meta_batch_size=10, episodes_per_task=10, inner_lr=0.3, lr=3e-3, maml_optimizer_steps=5
-        ),
+        maml=dict(TEAM_TRAINING),
     ),
     "MPESpread": Setting(
         env_config={"N": 3, "max_cycles": 25},
         horizon=25,
-        maml=dict(
-            meta_batch_size=10, episodes_per_task=10, inner_lr=0.1, lr=3e-3, maml_optimizer_steps=5
-        ),
+        maml=dict(TEAM_TRAINING, inner_lr=0.1),
     ),
 }
 

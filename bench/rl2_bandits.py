@@ -15,7 +15,7 @@ is far below the RL² paper's; pass e.g. ``--timesteps 2000000`` for a real run.
     python bench/rl2_bandits.py [--settings 5x10,10x10,5x100,10x100] [--timesteps 50000]
         [--tasks 500] [--epsilon 0.1] [--ucb-c 1.414] [--num-env-runners 0] [--seed 0]
         [--lr 1e-3] [--trials-per-batch 20] [--trials-per-minibatch 5] [--lambda 0.95]
-        [--cell-size 64] [--entropy-coeff 0]
+        [--num-epochs 10] [--cell-size 64] [--entropy-coeff 0]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def train_rl2(k: int, n: int, args: argparse.Namespace):
             lr=args.lr,
             train_batch_size_per_learner=max(2000, args.trials_per_batch * n),
             minibatch_size=max(500, args.trials_per_minibatch * n),
+            num_epochs=args.num_epochs,
             lambda_=args.lambda_,
             cell_size=args.cell_size,
             entropy_coeff=args.entropy_coeff,
@@ -129,6 +130,7 @@ def main() -> None:
     parser.add_argument("--trials-per-batch", type=int, default=20, help="at least 2000 pulls")
     parser.add_argument("--trials-per-minibatch", type=int, default=5, help="at least 500 pulls")
     parser.add_argument("--lambda", dest="lambda_", type=float, default=0.95, help="GAE lambda")
+    parser.add_argument("--num-epochs", type=int, default=10, help="PPO epochs per batch")
     parser.add_argument("--cell-size", type=int, default=64, help="GRU units")
     parser.add_argument("--entropy-coeff", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)

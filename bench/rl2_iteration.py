@@ -31,7 +31,7 @@ SETTINGS = {
     "RL2Config defaults (3 eps/trial, 10 epochs, minibatch 128, seq 50)": (3, 10, 128, 50),
     "minibatch 1000, 10 epochs, seq 60": (3, 10, 1000, 60),
     "minibatch 1000, 5 epochs, seq 60": (3, 5, 1000, 60),
-    "2 eps/trial, minibatch 1000, 5 epochs, seq 40 (tuned example)": (2, 5, 1000, 40),
+    "2 eps/trial, minibatch 1000, 5 epochs, seq 40": (2, 5, 1000, 40),
     "2 eps/trial, minibatch 1000, 5 epochs, seq 20": (2, 5, 1000, 20),
     "2 eps/trial, minibatch 500, 5 epochs, seq 40": (2, 5, 500, 40),
 }

@@ -36,12 +36,7 @@ config = (
         policy_mapping_fn=lambda agent_id, episode, **kwargs: "shared",
     )
     .debugging(seed=0)
-    .training(
-        meta_batch_size=10,
-        episodes_per_task=10,
-        inner_lr=0.3,
-        lr=0.003,
-    )
+    .team_training()  # 10 tasks x 10 episodes, inner_lr 0.3, lr 3e-3: MAML's team setting.
 )
 
 if __name__ == "__main__":

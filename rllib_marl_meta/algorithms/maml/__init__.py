@@ -1,5 +1,5 @@
 """MAML: model-agnostic meta-learning for RLlib, single- and multi-agent."""
 
-from rllib_marl_meta.algorithms.maml.maml import MAML, MAMLConfig
+from rllib_marl_meta.algorithms.maml.maml import MAML, TEAM_TRAINING, MAMLConfig
 
-__all__ = ["MAML", "MAMLConfig"]
+__all__ = ["MAML", "MAMLConfig", "TEAM_TRAINING"]

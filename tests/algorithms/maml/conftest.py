@@ -22,7 +22,7 @@ def small_maml_config(**training) -> MAMLConfig:
 
 def team_maml_config(env: str, env_config: dict, agents: list[str]) -> MAMLConfig:
     """The multi-agent learning tests' MAML: one (32, 32) module per agent, 8 sub-envs, seed 0,
-    10 tasks x 8 episodes, inner_lr 0.3, 5 outer steps with lr 3e-3."""
+    the team setting (`team_training()`) with 8 episodes per task instead of 10."""
     return (
         MAMLConfig()
         .environment(env, env_config=env_config)
@@ -32,9 +32,8 @@ def team_maml_config(env: str, env_config: dict, agents: list[str]) -> MAMLConfi
             policies=set(agents), policy_mapping_fn=lambda agent_id, episode, **kw: agent_id
         )
         .debugging(seed=0)
-        .training(
-            meta_batch_size=10, episodes_per_task=8, maml_optimizer_steps=5, lr=3e-3, inner_lr=0.3
-        )
+        .team_training()
+        .training(episodes_per_task=8)
     )
 
 

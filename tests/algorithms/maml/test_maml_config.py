@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 import rllib_marl_meta  # noqa: F401  (registers the built-in envs)
-from rllib_marl_meta.algorithms.maml import MAMLConfig
+from rllib_marl_meta.algorithms.maml import TEAM_TRAINING, MAMLConfig
 from rllib_marl_meta.algorithms.maml.torch.maml_torch_learner import inner_loss
 
 
@@ -65,3 +65,13 @@ def test_validate_accepts_gym_env_wrapped_with_task_api():
 def test_unknown_inner_loss_estimator_raises():
     with pytest.raises(ValueError, match="estimator"):
         inner_loss(None, {}, {}, estimator="nope")
+
+
+def test_team_training_applies_the_team_setting_and_later_settings_win():
+    defaults = MAMLConfig()
+    config = base_config().team_training()
+    for name, value in TEAM_TRAINING.items():
+        assert getattr(config, name) == value != getattr(defaults, name), name
+    config.training(inner_lr=0.05).validate()
+    assert config.inner_lr == 0.05
+    assert config.meta_batch_size == TEAM_TRAINING["meta_batch_size"]
