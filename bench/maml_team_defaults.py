@@ -39,8 +39,11 @@ ENVS = {
     "PartnerNavigation": {},
     "MPESpread": {"observe_landmarks": False},
 }
-TEAM = TEAM_TRAINING
-SETTINGS = {"defaults": {}, "team": TEAM, "team_central": TEAM | {"baseline": "central_value"}}
+SETTINGS = {
+    "defaults": {},
+    "team": TEAM_TRAINING,
+    "team_central": TEAM_TRAINING | {"baseline": "central_value"},
+}
 
 
 def maml_algo(env: str, training: dict, seed: int):
