@@ -91,7 +91,8 @@ RL2_SETTINGS = {
         ),
     ),
     # RLlib's tuned Pendulum PPO (lr 3e-4, gamma 0.95, 6 epochs, observation filter), with a
-    # separate critic GRU and no value clipping. It did not learn the swing-up in 800k steps.
+    # separate critic GRU and no value clipping. It did not learn the swing-up in 800k steps,
+    # nor with RLlib's lambda_ 0.1 at 384k (README).
     "PendulumMass": dict(
         training=dict(
             episodes_per_trial=2,

@@ -335,7 +335,9 @@ def test_a_trial_larger_than_the_local_ray_instance_exits_2_before_tune_waits(tm
                 "2",
             ],
             env,
-            timeout=120,
+            # About 30 s alone; it starts a local Ray instance, which took over 120 s once with
+            # two other processes on two cores.
+            timeout=300,
         )
     assert train.returncode == 2, train.stdout[-2000:] + train.stderr[-2000:]
     assert "one trial needs 4 CPUs" in train.stderr
